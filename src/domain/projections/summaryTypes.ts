@@ -21,6 +21,8 @@ export const SessionSummary = Schema.Struct({
   turns: Schema.Number,
   /** Tool calls requested (valid or not). */
   toolCalls: Schema.Number,
+  /** What the session is doing: idle, streaming, awaiting_approval or executing (recovery looks for open ones). */
+  phase: Schema.Literal("idle", "streaming", "awaiting_approval", "executing", "interrupting"),
   /** Tool calls waiting for approval now. */
   pendingApprovals: Schema.Number,
   /** Tokens reported by the provider, summed. */

@@ -1,0 +1,262 @@
+/**
+ * decide(state, input): the events one input appends, or a typed Rejection. Enforces the rules of DESIGN.md §2.
+ * Pure: ids derive from the seq each event will get, time is the writer's, the tool catalogue comes in `ctx`.
+ */
+import { Either } from "effect"
+import type { Actor, Draft, JsonObject } from "./Event.ts"
+import { type Input, Rejection } from "./Command.ts"
+import { isTerminal } from "./reducers/commands.ts"
+import { isBusy, type SessionState } from "./state.ts"
+
+export type ToolCheck =
+  | { readonly ok: true; readonly args: JsonObject; readonly policy: "ask" | "auto" }
+  | { readonly ok: false; readonly error: string }
+
+export interface DecideContext {
+  /** Display name of the model that new turns use. */
+  readonly model: string
+  /** Validates a tool name and args against the catalogue (pure). */
+  readonly checkTool: (tool: string, args: unknown) => ToolCheck
+}
+
+export type Decision = Either.Either<ReadonlyArray<Draft>, Rejection>
+
+const reject = (code: string, message: string): Decision => Either.left(new Rejection({ code, message }))
+
+/** Ids derive from the seq the event will have, so folding a tape is deterministic and ids are unique per tape. */
+export const turnIdAt = (seq: number) => `turn-${seq}`
+export const messageIdAt = (seq: number) => `msg-${seq}`
+export const callIdAt = (seq: number) => `call-${seq}`
+
+/** Builds the drafts of one decision, knowing the seq each will get. */
+class Batch {
+  readonly drafts: Array<Draft> = []
+  constructor(private readonly head: number) {}
+  get nextSeq() {
+    return this.head + this.drafts.length + 1
+  }
+  push(d: Draft): this {
+    this.drafts.push(d)
+    return this
+  }
+}
+
+/** Events that close everything running or pending (rule 4); also used by send_message in interrupt mode. */
+const interruptInto = (s: SessionState, b: Batch, by: Actor, reason: string): void => {
+  b.push({ type: "InterruptRequested", reason, by })
+  if (s.interrupts.streaming !== null) b.push({ type: "TurnInterrupted", turnId: s.interrupts.streaming, reason, by })
+  for (const callId of s.commands.pending) b.push({ type: "ToolCallRejected", callId, reason: `interrupted: ${reason}`, by })
+  for (const callId of s.commands.active) {
+    const call = s.commands.calls.get(callId)
+    const outcome = call?.status === "running" ? "unknown" : "not_run"
+    b.push({ type: "ToolExecutionCancelled", callId, reason: `interrupted: ${reason}`, outcome, by })
+  }
+}
+
+const startTurn = (s: SessionState, b: Batch, ctx: DecideContext): void => {
+  if (s.messages.queue.length > 0) {
+    b.push({ type: "QueuedMessagesFlushed", messageIds: s.messages.queue.map((q) => q.messageId), by: "system" })
+  }
+  b.push({ type: "TurnStarted", turnId: turnIdAt(b.nextSeq), model: ctx.model, by: "system" })
+}
+
+/** Would the session still be busy after these drafts? Folds only what matters for that, without touching `s`. */
+const busyAfter = (s: SessionState, drafts: ReadonlyArray<Draft>): boolean => {
+  let streaming = s.interrupts.streaming
+  const open = new Map<string, boolean>()
+  for (const id of s.commands.pending) open.set(id, true)
+  for (const id of s.commands.active) open.set(id, true)
+  for (const d of drafts) {
+    switch (d.type) {
+      case "TurnStarted":
+        streaming = d.turnId
+        break
+      case "TurnCompleted":
+      case "TurnInterrupted":
+      case "TurnFailed":
+        if (streaming === d.turnId) streaming = null
+        break
+      case "ToolCallRequested":
+      case "ToolCallApproved":
+      case "ToolExecutionStarted":
+        open.set(d.callId, true)
+        break
+      case "ToolCallInvalid":
+      case "ToolCallRejected":
+      case "ToolExecutionSucceeded":
+      case "ToolExecutionFailed":
+      case "ToolExecutionCancelled":
+        open.set(d.callId, false)
+        break
+      default:
+        break
+    }
+  }
+  if (streaming !== null) return true
+  for (const v of open.values()) if (v) return true
+  return false
+}
+
+/**
+ * When these drafts take the session from busy to idle (rule 1 and 3): loop back to the model when the
+ * last turn completed with tool calls that are now all resolved by a result or a user/policy decision;
+ * otherwise start a turn only for queued messages. An interrupt or cancellation ends the loop.
+ */
+const settleInto = (s: SessionState, b: Batch, ctx: DecideContext): void => {
+  if (!isBusy(s) || busyAfter(s, b.drafts)) return
+  const last = s.interrupts.lastTurn
+  const completedNow = b.drafts.some((d) => d.type === "TurnCompleted" && d.turnId === last?.turnId)
+  const endsLoop = b.drafts.some((d) => d.type === "InterruptRequested" || d.type === "TurnInterrupted" || d.type === "ToolExecutionCancelled")
+  const hadCalls = last !== null && (s.commands.byTurn.get(last.turnId)?.length ?? 0) > 0
+  const loops = last !== null && (last.end === "completed" || completedNow) && hadCalls && !endsLoop
+  if (loops || s.messages.queue.length > 0) startTurn(s, b, ctx)
+}
+
+const ok = (b: Batch): Decision => Either.right(b.drafts)
+
+export const decide = (s: SessionState, input: Input, by: Actor, ctx: DecideContext): Decision => {
+  const b = new Batch(s.head)
+  if (s.head === 0 && input.type !== "create") return reject("unknown_session", `session ${s.session} does not exist`)
+  switch (input.type) {
+    case "create":
+      if (s.head !== 0) return reject("already_created", `session ${s.session} already exists`)
+      return ok(
+        b.push({
+          type: "SessionCreated",
+          by,
+          ...(input.title !== undefined ? { title: input.title } : {}),
+          ...(input.forkedFrom !== undefined ? { forkedFrom: input.forkedFrom } : {})
+        })
+      )
+
+    case "send_message": {
+      if (input.text.trim() === "") return reject("empty_message", "a message needs some text")
+      const busy = isBusy(s)
+      if (busy && input.mode !== "interrupt") {
+        return ok(b.push({ type: "UserMessageQueued", messageId: messageIdAt(b.nextSeq), text: input.text, by }))
+      }
+      if (busy) interruptInto(s, b, by, "interrupted by a new message")
+      if (s.messages.queue.length > 0) {
+        b.push({ type: "QueuedMessagesFlushed", messageIds: s.messages.queue.map((q) => q.messageId), by: "system" })
+      }
+      b.push({ type: "UserMessageAdded", messageId: messageIdAt(b.nextSeq), text: input.text, by })
+      b.push({ type: "TurnStarted", turnId: turnIdAt(b.nextSeq), model: ctx.model, by: "system" })
+      return ok(b)
+    }
+
+    case "approve": {
+      const call = s.commands.calls.get(input.callId)
+      if (!call) return reject("unknown_call", `no tool call ${input.callId} in this session`)
+      if (call.status !== "pending") return reject("not_pending", `tool call ${input.callId} is not pending (it is ${call.status})`)
+      if (input.args !== undefined) {
+        const check = ctx.checkTool(call.tool, input.args)
+        if (!check.ok) return reject("invalid_args", `edited args for ${call.tool} are invalid: ${check.error}`)
+        return ok(b.push({ type: "ToolCallApproved", callId: input.callId, args: check.args, by }))
+      }
+      return ok(b.push({ type: "ToolCallApproved", callId: input.callId, by }))
+    }
+
+    case "reject": {
+      const call = s.commands.calls.get(input.callId)
+      if (!call) return reject("unknown_call", `no tool call ${input.callId} in this session`)
+      if (call.status !== "pending") return reject("not_pending", `tool call ${input.callId} is not pending (it is ${call.status})`)
+      b.push({ type: "ToolCallRejected", callId: input.callId, reason: input.reason?.trim() || "no reason given", by })
+      settleInto(s, b, ctx)
+      return ok(b)
+    }
+
+    case "interrupt": {
+      if (!isBusy(s)) return reject("nothing_to_interrupt", "nothing is running: no streaming reply, pending approval or tool execution")
+      interruptInto(s, b, by, input.reason?.trim() || "stopped by the user")
+      settleInto(s, b, ctx)
+      return ok(b)
+    }
+
+    case "cancel_queued":
+      if (!s.messages.queue.some((q) => q.messageId === input.messageId)) {
+        return reject("unknown_message", `no queued message ${input.messageId} (it may have been sent already)`)
+      }
+      return ok(b.push({ type: "QueuedMessageCancelled", messageId: input.messageId, by }))
+
+    case "model_delta":
+      if (s.interrupts.streaming !== input.turnId) return reject("stale", `turn ${input.turnId} is not streaming`)
+      if (input.text === "") return ok(b)
+      return ok(b.push({ type: "AssistantDelta", turnId: input.turnId, text: input.text, by }))
+
+    case "model_tool_call": {
+      if (s.interrupts.streaming !== input.turnId) return reject("stale", `turn ${input.turnId} is not streaming`)
+      const callId = callIdAt(b.nextSeq)
+      const check = ctx.checkTool(input.tool, input.args)
+      if (!check.ok) return ok(b.push({ type: "ToolCallInvalid", turnId: input.turnId, callId, tool: input.tool, error: check.error, by }))
+      b.push({
+        type: "ToolCallRequested",
+        turnId: input.turnId,
+        callId,
+        tool: input.tool,
+        args: check.args,
+        by,
+        ...(input.description !== undefined ? { description: input.description } : {})
+      })
+      if (check.policy === "auto") b.push({ type: "ToolCallApproved", callId, by: "policy:auto" })
+      return ok(b)
+    }
+
+    case "model_completed":
+      if (s.interrupts.streaming !== input.turnId) return reject("stale", `turn ${input.turnId} is not streaming`)
+      b.push({ type: "TurnCompleted", turnId: input.turnId, by, ...(input.usage ? { usage: input.usage } : {}) })
+      settleInto(s, b, ctx)
+      return ok(b)
+
+    case "model_failed":
+      if (s.interrupts.streaming !== input.turnId) return reject("stale", `turn ${input.turnId} is not streaming`)
+      b.push({ type: "TurnFailed", turnId: input.turnId, error: input.error, retryable: input.retryable, by })
+      settleInto(s, b, ctx)
+      return ok(b)
+
+    case "tool_started": {
+      const call = s.commands.calls.get(input.callId)
+      if (call?.status !== "approved") return reject("stale", `tool call ${input.callId} is not approved and waiting (it is ${call?.status ?? "unknown"})`)
+      return ok(b.push({ type: "ToolExecutionStarted", callId: input.callId, by }))
+    }
+
+    case "tool_succeeded":
+    case "tool_failed":
+    case "tool_cancelled": {
+      const call = s.commands.calls.get(input.callId)
+      if (call?.status !== "running") return reject("stale", `tool call ${input.callId} is not running (it is ${call?.status ?? "unknown"})`)
+      if (input.type === "tool_succeeded") {
+        b.push({ type: "ToolExecutionSucceeded", callId: input.callId, output: input.output, by, ...(input.truncated ? { truncated: true } : {}) })
+      } else if (input.type === "tool_failed") {
+        b.push({ type: "ToolExecutionFailed", callId: input.callId, error: input.error, by })
+      } else {
+        b.push({ type: "ToolExecutionCancelled", callId: input.callId, reason: input.reason, outcome: input.outcome, by })
+      }
+      settleInto(s, b, ctx)
+      return ok(b)
+    }
+
+    case "close_open": {
+      if (s.interrupts.streaming !== null) b.push({ type: "TurnInterrupted", turnId: s.interrupts.streaming, reason: input.reason, by })
+      for (const callId of s.commands.active) {
+        const call = s.commands.calls.get(callId)
+        if (call?.status === "running") b.push({ type: "ToolExecutionCancelled", callId, reason: input.reason, outcome: "unknown", by })
+        else if (input.cancelApproved) b.push({ type: "ToolExecutionCancelled", callId, reason: input.reason, outcome: "not_run", by })
+      }
+      if (b.drafts.length === 0) return reject("nothing_open", "no turn or execution is open")
+      if (input.settle) settleInto(s, b, ctx)
+      return ok(b)
+    }
+
+    default: {
+      const _exhaustive: never = input
+      return _exhaustive
+    }
+  }
+}
+
+/** Calls of a turn that are not resolved yet (used by runners and tests). */
+export const openCalls = (s: SessionState, turnId: string): ReadonlyArray<string> =>
+  (s.commands.byTurn.get(turnId) ?? []).filter((id) => {
+    const c = s.commands.calls.get(id)
+    return c !== undefined && !isTerminal(c.status)
+  })

@@ -1,0 +1,11 @@
+/** The pure domain, shared by server, CLI, tests and browser. */
+export * from "./Event.ts"
+export * from "./Command.ts"
+export * from "./decide.ts"
+export * from "./state.ts"
+export * from "./projections/ui.ts"
+export * from "./projections/memory.ts"
+export * from "./projections/summary.ts"
+export type * from "./reducers/messages.ts"
+export type * from "./reducers/commands.ts"
+export type * from "./reducers/interrupts.ts"

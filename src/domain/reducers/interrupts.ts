@@ -1,0 +1,59 @@
+/**
+ * Interrupts reducer: what is running now (the streaming turn) and how the last turn ended,
+ * which is what an interrupt would stop and whether the loop may go on. O(1) per event, pure of I/O.
+ */
+import type { Envelope } from "../Event.ts"
+
+export type TurnEnd = "streaming" | "completed" | "interrupted" | "failed"
+
+export interface InterruptsState {
+  /** The turn streaming now, if any. */
+  streaming: string | null
+  /** The latest turn and how it ended. */
+  lastTurn: { readonly turnId: string; end: TurnEnd } | null
+  /** How many interrupts were requested, and the last one. */
+  count: number
+  last: { readonly seq: number; readonly by: string; readonly reason: string } | null
+}
+
+export const initialInterrupts = (): InterruptsState => ({ streaming: null, lastTurn: null, count: 0, last: null })
+
+export const evolveInterrupts = (state: InterruptsState, e: Envelope): void => {
+  switch (e.type) {
+    case "TurnStarted":
+      state.streaming = e.turnId
+      state.lastTurn = { turnId: e.turnId, end: "streaming" }
+      return
+    case "TurnCompleted":
+    case "TurnInterrupted":
+    case "TurnFailed":
+      if (state.streaming === e.turnId) state.streaming = null
+      if (state.lastTurn?.turnId === e.turnId) {
+        state.lastTurn.end = e.type === "TurnCompleted" ? "completed" : e.type === "TurnInterrupted" ? "interrupted" : "failed"
+      }
+      return
+    case "InterruptRequested":
+      state.count++
+      state.last = { seq: e.seq, by: e.by, reason: e.reason }
+      return
+    case "SessionCreated":
+    case "UserMessageAdded":
+    case "UserMessageQueued":
+    case "QueuedMessagesFlushed":
+    case "QueuedMessageCancelled":
+    case "AssistantDelta":
+    case "ToolCallRequested":
+    case "ToolCallInvalid":
+    case "ToolCallApproved":
+    case "ToolCallRejected":
+    case "ToolExecutionStarted":
+    case "ToolExecutionSucceeded":
+    case "ToolExecutionFailed":
+    case "ToolExecutionCancelled":
+      return
+    default: {
+      const _exhaustive: never = e
+      return _exhaustive
+    }
+  }
+}

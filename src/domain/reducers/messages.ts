@@ -1,0 +1,129 @@
+/**
+ * Messages reducer: the conversation in order (user, assistant, tool-call slots) and the queue.
+ * Mutates the state it is given in O(size of the event); reads no clock, makes no ids, does no I/O.
+ */
+import type { Envelope } from "../Event.ts"
+
+export interface UserItem {
+  readonly kind: "user"
+  readonly messageId: string
+  readonly text: string
+  readonly by: string
+  readonly seq: number
+  readonly at: number
+  /** True when it waited in the queue before it entered the conversation. */
+  readonly wasQueued: boolean
+}
+
+export type AssistantStatus = "streaming" | "completed" | "interrupted" | "failed"
+
+export interface AssistantItem {
+  readonly kind: "assistant"
+  readonly turnId: string
+  readonly model: string
+  readonly seq: number
+  text: string
+  status: AssistantStatus
+  /** Why it stopped, for interrupted and failed turns. */
+  note: string | null
+  /** Bumped on every change, so views keyed by item can see in-place updates. */
+  rev: number
+}
+
+/** A slot in the conversation where a tool call's card sits; its details live in the commands reducer. */
+export interface ToolCallItem {
+  readonly kind: "tool_call"
+  readonly callId: string
+  readonly turnId: string
+}
+
+export type ConversationItem = UserItem | AssistantItem | ToolCallItem
+
+export interface QueuedMessage {
+  readonly messageId: string
+  readonly text: string
+  readonly by: string
+  readonly seq: number
+}
+
+export interface MessagesState {
+  readonly items: Array<ConversationItem>
+  /** Waiting messages, in arrival order. */
+  queue: Array<QueuedMessage>
+  /** Index into `items` of each turn's assistant item. */
+  readonly turnIndex: Map<string, number>
+}
+
+export const initialMessages = (): MessagesState => ({ items: [], queue: [], turnIndex: new Map() })
+
+const assistant = (state: MessagesState, turnId: string): AssistantItem | undefined => {
+  const i = state.turnIndex.get(turnId)
+  const item = i === undefined ? undefined : state.items[i]
+  return item?.kind === "assistant" ? item : undefined
+}
+
+export const evolveMessages = (state: MessagesState, e: Envelope): void => {
+  switch (e.type) {
+    case "UserMessageAdded":
+      state.items.push({ kind: "user", messageId: e.messageId, text: e.text, by: e.by, seq: e.seq, at: e.at, wasQueued: false })
+      return
+    case "UserMessageQueued":
+      state.queue.push({ messageId: e.messageId, text: e.text, by: e.by, seq: e.seq })
+      return
+    case "QueuedMessagesFlushed": {
+      const ids = new Set(e.messageIds)
+      const byId = new Map(state.queue.map((q) => [q.messageId, q]))
+      for (const id of e.messageIds) {
+        const q = byId.get(id)
+        if (q) {
+          state.items.push({ kind: "user", messageId: q.messageId, text: q.text, by: q.by, seq: e.seq, at: e.at, wasQueued: true })
+        }
+      }
+      state.queue = state.queue.filter((q) => !ids.has(q.messageId))
+      return
+    }
+    case "QueuedMessageCancelled":
+      state.queue = state.queue.filter((q) => q.messageId !== e.messageId)
+      return
+    case "TurnStarted":
+      state.turnIndex.set(e.turnId, state.items.length)
+      state.items.push({ kind: "assistant", turnId: e.turnId, model: e.model, seq: e.seq, text: "", status: "streaming", note: null, rev: 0 })
+      return
+    case "AssistantDelta": {
+      const a = assistant(state, e.turnId)
+      if (a) {
+        a.text += e.text
+        a.rev++
+      }
+      return
+    }
+    case "ToolCallRequested":
+    case "ToolCallInvalid":
+      state.items.push({ kind: "tool_call", callId: e.callId, turnId: e.turnId })
+      return
+    case "TurnCompleted":
+    case "TurnInterrupted":
+    case "TurnFailed": {
+      const a = assistant(state, e.turnId)
+      if (a) {
+        a.status = e.type === "TurnCompleted" ? "completed" : e.type === "TurnInterrupted" ? "interrupted" : "failed"
+        a.note = e.type === "TurnInterrupted" ? e.reason : e.type === "TurnFailed" ? e.error : null
+        a.rev++
+      }
+      return
+    }
+    case "SessionCreated":
+    case "ToolCallApproved":
+    case "ToolCallRejected":
+    case "ToolExecutionStarted":
+    case "ToolExecutionSucceeded":
+    case "ToolExecutionFailed":
+    case "ToolExecutionCancelled":
+    case "InterruptRequested":
+      return
+    default: {
+      const _exhaustive: never = e
+      return _exhaustive
+    }
+  }
+}

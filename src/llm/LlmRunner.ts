@@ -1,0 +1,110 @@
+/**
+ * LlmRunner: reacts to TurnStarted appended by this process, streams the model with the turn's prompt, and reports
+ * deltas, tool calls and the end to the SessionWriter. A closed turn interrupts its fiber, which aborts the HTTP request.
+ */
+import { Deferred, Effect, Fiber, Layer, Stream } from "effect"
+import type { Rejection } from "../domain/Command.ts"
+import type { Envelope } from "../domain/Event.ts"
+import { promptFor } from "../domain/projections/memory.ts"
+import { Bus } from "../session/Bus.ts"
+import { type Ack, SessionWriter } from "../session/SessionWriter.ts"
+import type { StoreError } from "../store/EventStore.ts"
+import { ToolCatalogue } from "../tools/catalogue.ts"
+import { LlmClient } from "./LlmClient.ts"
+
+const key = (session: string, turnId: string) => `${session}\u0000${turnId}`
+
+export const make = Effect.gen(function* () {
+  const bus = yield* Bus
+  const writer = yield* SessionWriter
+  const llm = yield* LlmClient
+  const catalogue = yield* ToolCatalogue
+  const running = new Map<string, Fiber.RuntimeFiber<void, never>>()
+
+  const runTurn = (session: string, turnId: string) =>
+    Effect.gen(function* () {
+      const memory = yield* writer.inspect(session, (s) => promptFor(s, turnId))
+      const tools = catalogue.specs().map(({ name, description, argsDoc }) => ({ name, description, argsDoc }))
+      let last: Deferred.Deferred<Ack, Rejection | StoreError> | null = null
+      let ended = false
+      yield* llm.stream({ memory, tools, turnId }).pipe(
+        Stream.runForEach((chunk) =>
+          Effect.gen(function* () {
+            switch (chunk.type) {
+              case "delta":
+                last = yield* writer.offer(session, { type: "model_delta", turnId, text: chunk.text }, "model")
+                return
+              case "tool_call":
+                last = yield* writer.offer(
+                  session,
+                  {
+                    type: "model_tool_call",
+                    turnId,
+                    tool: chunk.tool,
+                    args: chunk.args,
+                    ...(chunk.description !== undefined ? { description: chunk.description } : {})
+                  },
+                  "model"
+                )
+                return
+              case "done":
+                ended = true
+                yield* writer.submit(session, { type: "model_completed", turnId, ...(chunk.usage ? { usage: chunk.usage } : {}) }, "model")
+                return
+              default: {
+                const _exhaustive: never = chunk
+                return _exhaustive
+              }
+            }
+          })
+        ),
+        Effect.catchTag("LlmError", (e) =>
+          writer.submit(session, { type: "model_failed", turnId, error: e.message, retryable: e.retryable }, "model")
+        )
+      )
+      if (!ended && last !== null) yield* Effect.ignore(Deferred.await(last))
+    }).pipe(
+      // A rejection here means the turn was closed meanwhile (rule 5): the writer dropped the report.
+      Effect.catchAll((e) => Effect.logDebug(`turn ${turnId} of ${session} stopped reporting: ${e.message}`)),
+      Effect.withSpan("LlmRunner.turn", { attributes: { session, turnId } })
+    )
+
+  const onEvent = (e: Envelope) =>
+    Effect.gen(function* () {
+      switch (e.type) {
+        case "TurnStarted": {
+          const k = key(e.session, e.turnId)
+          const fiber = yield* Effect.forkDaemon(
+            runTurn(e.session, e.turnId).pipe(Effect.ensuring(Effect.sync(() => running.delete(k))))
+          )
+          running.set(k, fiber)
+          return
+        }
+        case "TurnInterrupted":
+        case "TurnFailed":
+        case "TurnCompleted": {
+          const fiber = running.get(key(e.session, e.turnId))
+          if (fiber && e.type === "TurnInterrupted") yield* Fiber.interrupt(fiber)
+          return
+        }
+        default:
+          return
+      }
+    })
+
+  const events = yield* bus.subscribeAll
+  yield* events.pipe(
+    Stream.runForEach(onEvent),
+    Effect.catchAllCause((cause) => Effect.logError("LlmRunner stopped", cause)),
+    Effect.forkScoped
+  )
+  return {
+    /** Turns streaming in this process now. */
+    running: () => running.size,
+    /** Interrupts every running turn (graceful shutdown). */
+    stopAll: Effect.suspend(() => Fiber.interruptAll([...running.values()]))
+  }
+})
+
+export type LlmRunner = Effect.Effect.Success<typeof make>
+export const layerRun = Layer.scopedDiscard(make)

@@ -1,0 +1,436 @@
+/**
+ * The built-in model: an OpenAI-compatible `POST /v1/chat/completions` (SSE) served in-process by Bun,
+ * which BAML calls over real HTTP. Plays the offline model or a script (DESIGN.md §6). Holds no session state.
+ */
+import { Context, Data, Effect, Schema, type Scope } from "effect"
+import { JsonObject } from "../domain/Event.ts"
+
+/** The per-turn header the LLM client sends; retries of a turn carry the same value. */
+export const TURN_HEADER = "x-tape-turn"
+
+/** One tool call of a scripted turn. */
+export const ScriptToolCall = Schema.Struct({
+  /** Tool name, e.g. `eval`. */
+  tool: Schema.String,
+  /** Its arguments, e.g. `{ "code": "1+1" }`. */
+  args: JsonObject,
+  /** Why the model calls it. */
+  description: Schema.optional(Schema.String)
+})
+export type ScriptToolCall = typeof ScriptToolCall.Type
+
+/** One scripted model turn; every attempt (retry) of that turn replays it. */
+export const ScriptTurn = Schema.Struct({
+  /** The reply text. */
+  text: Schema.optional(Schema.String),
+  /** Tool calls proposed after the text. */
+  toolCalls: Schema.optional(Schema.Array(ScriptToolCall)),
+  /** Characters of the raw reply per SSE chunk (default 4). */
+  chunkChars: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  /** Pause before each chunk, in ms (default 5). */
+  delayMs: Schema.optional(Schema.NonNegative),
+  /** Fail every attempt of this turn with this message. */
+  fail: Schema.optional(Schema.String),
+  /** How `fail` fails: HTTP 500 (default) or a connection dropped mid-stream. */
+  failMode: Schema.optional(Schema.Literal("500", "drop"))
+})
+export type ScriptTurn = typeof ScriptTurn.Type
+
+/** A scripted model: one entry per turn, played in order. */
+export const Script = Schema.Struct({ turns: Schema.Array(ScriptTurn) })
+export type Script = typeof Script.Type
+
+/** The script file could not be read or does not match {@link Script}. */
+export class ScriptError extends Data.TaggedError("ScriptError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+/** Reads and validates a script file (`LLM_SCRIPT`). */
+export const loadScript = Effect.fn("offline.loadScript")(function* (path: string) {
+  const text = yield* Effect.tryPromise({
+    try: () => Bun.file(path).text(),
+    catch: (cause) => new ScriptError({ message: `cannot read script ${path}`, cause })
+  })
+  const json = yield* Effect.try({
+    try: (): unknown => JSON.parse(text),
+    catch: (cause) => new ScriptError({ message: `script ${path} is not JSON`, cause })
+  })
+  return yield* Schema.decodeUnknown(Script)(json).pipe(
+    Effect.mapError((cause) => new ScriptError({ message: `script ${path} is invalid: ${cause.message}`, cause }))
+  )
+})
+
+/** What the endpoint saw; `at` is `performance.now()`. */
+export type EndpointEvent =
+  | {
+      readonly type: "request"
+      readonly requestId: number
+      /** The `x-tape-turn` header, or a digest of the prompt when absent. */
+      readonly turnKey: string
+      /** 1 for the first attempt of a turn, 2.. for BAML's retries. */
+      readonly attempt: number
+      /** Index of the script entry played (undefined for the offline model or an exhausted script). */
+      readonly entry: number | undefined
+      readonly at: number
+    }
+  | {
+      readonly type: "closed"
+      readonly requestId: number
+      readonly turnKey: string
+      /** completed: all sent; aborted: the client went away; failed: HTTP error; dropped: we cut it. */
+      readonly outcome: "completed" | "aborted" | "failed" | "dropped"
+      /** Content chunks written before the close, and how many the reply had. */
+      readonly chunksSent: number
+      readonly chunksTotal: number
+      readonly at: number
+    }
+
+/** The running endpoint. */
+export interface OfflineEndpointService {
+  /** Base URL for an openai-generic client, e.g. `http://127.0.0.1:41234/v1`. */
+  readonly baseUrl: string
+  readonly mode: "offline" | "scripted"
+  /** Everything seen so far, in order. */
+  readonly events: () => ReadonlyArray<EndpointEvent>
+  /** The first event (past or future) matching `predicate`. */
+  readonly waitFor: <E extends EndpointEvent>(predicate: (event: EndpointEvent) => event is E) => Effect.Effect<E>
+}
+
+/** The endpoint as a service, for layers that start one (tests read its events). */
+export class OfflineEndpoint extends Context.Tag("tape/OfflineEndpoint")<OfflineEndpoint, OfflineEndpointService>() {}
+
+/** Options of {@link serveOffline}. */
+export interface OfflineOptions {
+  /** Play this script instead of the offline model. */
+  readonly script?: Script
+  /** Offline model pacing (default 8 chars every 12 ms, so the UI visibly streams). */
+  readonly chunkChars?: number
+  readonly delayMs?: number
+}
+
+/** A tool call as the Reply JSON carries it. */
+interface ReplyToolCall {
+  readonly tool: string
+  readonly args: JsonObject
+  readonly description?: string | undefined
+}
+
+interface Plan {
+  readonly text: string
+  readonly toolCalls: ReadonlyArray<ReplyToolCall>
+  readonly chunkChars: number
+  readonly delayMs: number
+  readonly fail?: { readonly message: string; readonly mode: "500" | "drop" }
+}
+
+/** Classes of baml_src/chat.baml whose args sit flat beside `tool`; any other tool goes as `{tool, args}`. */
+const FLAT_TOOLS = new Set(["eval", "read_file", "list_files", "http_get"])
+
+/** The raw model output the BAML `Reply` parser expects. */
+export const renderReply = (text: string, toolCalls: ReadonlyArray<ReplyToolCall>): string =>
+  JSON.stringify({
+    text,
+    toolCalls: toolCalls.map((c) => {
+      const description = c.description === undefined ? {} : { description: c.description }
+      return FLAT_TOOLS.has(c.tool) ? { tool: c.tool, ...c.args, ...description } : { tool: c.tool, args: c.args, ...description }
+    })
+  })
+
+/** Splits `s` into pieces of `n` code points (never inside a surrogate pair). */
+const chunksOf = (s: string, n: number): ReadonlyArray<string> => {
+  const chars = Array.from(s)
+  const out: Array<string> = []
+  for (let i = 0; i < chars.length; i += n) out.push(chars.slice(i, i + n).join(""))
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The offline model: deterministic, a function of the prompt only.
+
+/** Text of an OpenAI chat message content (a string or a list of parts). */
+const contentText = (content: unknown): string => {
+  if (typeof content === "string") return content
+  if (Array.isArray(content)) {
+    return content
+      .map((part: unknown) =>
+        typeof part === "object" && part !== null && "text" in part && typeof part.text === "string" ? part.text : ""
+      )
+      .join("")
+  }
+  return ""
+}
+
+const HELP =
+  "I'm the offline model built into Agent Tape: no language model provider is configured, so I can only do simple things. " +
+  "I can evaluate arithmetic (try `2+3*4`) or run JavaScript (try `run [1, 2, 3].map(x => x * 2)`) with the eval tool. " +
+  "To talk to a real model, set ANTHROPIC_API_KEY (Anthropic), OPENAI_API_KEY (OpenAI), AWS credentials " +
+  "(AWS_ACCESS_KEY_ID or AWS_PROFILE, for Bedrock) or LLM_BASE_URL with LLM_MODEL (any OpenAI-compatible server " +
+  "such as Ollama, vLLM or llama.cpp), then restart the server."
+
+/** `2+3*4`, `what is 17 * 23?` → the expression as JavaScript; anything else → undefined. */
+export const arithmeticOf = (text: string): string | undefined => {
+  const expr = text
+    .trim()
+    .replace(/^(what(?:'s| is)|calculate|compute|evaluate)\s+/i, "")
+    .replace(/[\s?!=.]+$/, "")
+    .trim()
+  if (!/^[\d\s.+\-*/%()^]+$/.test(expr) || !/\d/.test(expr) || !/\d\s*[+\-*/%^]|[+\-*/%^]\s*[\d(]/.test(expr)) return undefined
+  return expr.replace(/\^/g, "**")
+}
+
+/** `run <js>`, `eval <js>`, `evaluate <js>` → the code (fences and backticks stripped). */
+export const codeOf = (text: string): string | undefined => {
+  const m = /^\s*(?:run|eval|evaluate)\s*:?\s+([\s\S]+)$/i.exec(text)
+  const raw = m?.[1]?.trim()
+  if (raw === undefined) return undefined
+  const fenced = /^```[a-z]*\n?([\s\S]*?)\n?```$/i.exec(raw)
+  const code = (fenced?.[1] ?? raw.replace(/^`+|`+$/g, "")).trim()
+  return code.length > 0 ? code : undefined
+}
+
+const RESULT_BLOCK = /<tool_result id="[^"]*" tool="([^"]*)">\n?([\s\S]*?)\n?<\/tool_result>/g
+
+/** What the offline model answers to this conversation (OpenAI messages as BAML sent them). */
+export const offlineReply = (messages: ReadonlyArray<unknown>): { text: string; toolCalls: ReadonlyArray<ReplyToolCall> } => {
+  const last = messages.at(-1)
+  const role = typeof last === "object" && last !== null && "role" in last ? last.role : undefined
+  const text = typeof last === "object" && last !== null && "content" in last ? contentText(last.content).trim() : ""
+  if (role !== "user") return { text: HELP, toolCalls: [] }
+  if (text.startsWith("Tool results:")) {
+    const results = Array.from(text.matchAll(RESULT_BLOCK), (m) => ({ tool: m[1] ?? "tool", output: (m[2] ?? "").trim() }))
+    const [only] = results
+    if (results.length === 1 && only !== undefined) {
+      return { text: only.tool === "eval" ? `The result is ${only.output}.` : `The ${only.tool} tool returned: ${only.output}`, toolCalls: [] }
+    }
+    return { text: `The tools returned:\n${results.map((r) => `- ${r.tool}: ${r.output}`).join("\n")}`, toolCalls: [] }
+  }
+  const expr = arithmeticOf(text)
+  if (expr !== undefined) {
+    return {
+      text: "That looks like arithmetic, so I'll evaluate it with the eval tool.",
+      toolCalls: [{ tool: "eval", args: { code: expr }, description: "Evaluate the arithmetic expression" }]
+    }
+  }
+  const code = codeOf(text)
+  if (code !== undefined) {
+    return {
+      text: "I'll run that with the eval tool.",
+      toolCalls: [{ tool: "eval", args: { code }, description: "Run the JavaScript you gave me" }]
+    }
+  }
+  return { text: HELP, toolCalls: [] }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The script player: tells a retry (same turn key) from the next turn (a new key).
+
+type Played =
+  | { readonly _tag: "Entry"; readonly index: number; readonly turn: ScriptTurn; readonly attempt: number }
+  | { readonly _tag: "Exhausted"; readonly played: number; readonly attempt: number }
+
+const makePlayer = (script: Script) => {
+  let next = 0
+  let current: { key: string; index: number | undefined; attempt: number } | undefined
+  return (key: string): Played => {
+    if (current?.key === key) current.attempt += 1
+    else if (next < script.turns.length) current = { key, index: next++, attempt: 1 }
+    else current = { key, index: undefined, attempt: 1 }
+    const turn = current.index === undefined ? undefined : script.turns[current.index]
+    return current.index === undefined || turn === undefined
+      ? { _tag: "Exhausted", played: next, attempt: current.attempt }
+      : { _tag: "Entry", index: current.index, turn, attempt: current.attempt }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+const json = (status: number, body: unknown): Response =>
+  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } })
+
+const errorResponse = (status: number, message: string): Response =>
+  json(status, { error: { message, type: status >= 500 ? "server_error" : "invalid_request_error" } })
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+const pause = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (ms <= 0 || signal.aborted) return resolve()
+    const onAbort = () => {
+      clearTimeout(timer)
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort)
+      resolve()
+    }, ms)
+    signal.addEventListener("abort", onAbort, { once: true })
+  })
+
+/** Rough, deterministic token count for the usage chunk. */
+const tokens = (s: string): number => Math.ceil(s.length / 4)
+
+/**
+ * Starts the endpoint on 127.0.0.1 (port 0) for the life of the scope.
+ * With `script`, each new turn key (the `x-tape-turn` header, else a digest of the prompt, which a
+ * retry repeats exactly) plays the next entry; a repeated key is a retry and replays the same entry.
+ */
+export const serveOffline = (options: OfflineOptions = {}): Effect.Effect<OfflineEndpointService, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const log: Array<EndpointEvent> = []
+    const waiters = new Set<(event: EndpointEvent) => void>()
+    const record = (event: EndpointEvent) => {
+      log.push(event)
+      for (const w of [...waiters]) w(event)
+    }
+    const play = options.script === undefined ? undefined : makePlayer(options.script)
+    let requestIds = 0
+
+    const planOf = (
+      key: string,
+      messages: ReadonlyArray<unknown>
+    ): { plan: Plan; attempt: number; entry: number | undefined } | { exhausted: number; attempt: number } => {
+      if (play === undefined) {
+        const reply = offlineReply(messages)
+        return { plan: { ...reply, chunkChars: options.chunkChars ?? 8, delayMs: options.delayMs ?? 12 }, attempt: 1, entry: undefined }
+      }
+      const played = play(key)
+      if (played._tag === "Exhausted") return { exhausted: played.played, attempt: played.attempt }
+      const t = played.turn
+      const plan: Plan = {
+        text: t.text ?? "",
+        toolCalls: t.toolCalls ?? [],
+        chunkChars: t.chunkChars ?? 4,
+        delayMs: t.delayMs ?? 5,
+        ...(t.fail === undefined ? {} : { fail: { message: t.fail, mode: t.failMode ?? "500" } })
+      }
+      return { plan, attempt: played.attempt, entry: played.index }
+    }
+
+    const handle = async (req: Request): Promise<Response> => {
+      const url = new URL(req.url)
+      if (req.method !== "POST" || !url.pathname.endsWith("/chat/completions")) return errorResponse(404, "not found")
+      const body: unknown = await req.json().catch(() => undefined)
+      const messages = typeof body === "object" && body !== null && "messages" in body && Array.isArray(body.messages) ? body.messages : undefined
+      if (messages === undefined) return errorResponse(400, "expected a JSON body with messages")
+      const streaming = typeof body === "object" && body !== null && "stream" in body && body.stream === true
+      const model = options.script === undefined ? "offline" : "scripted"
+      const turnKey = req.headers.get(TURN_HEADER) ?? `prompt:${Bun.hash(JSON.stringify(messages)).toString(16)}`
+      const requestId = ++requestIds
+      const chosen = planOf(turnKey, messages)
+      const entry = "plan" in chosen ? chosen.entry : undefined
+      record({ type: "request", requestId, turnKey, attempt: chosen.attempt, entry, at: performance.now() })
+      const closed = (outcome: "completed" | "aborted" | "failed" | "dropped", chunksSent: number, chunksTotal: number) =>
+        record({ type: "closed", requestId, turnKey, outcome, chunksSent, chunksTotal, at: performance.now() })
+
+      if (!("plan" in chosen)) {
+        closed("failed", 0, 0)
+        return errorResponse(500, `script exhausted: ${chosen.exhausted} turns played`)
+      }
+      const { plan } = chosen
+      if (plan.fail?.mode === "500") {
+        closed("failed", 0, 0)
+        return errorResponse(500, plan.fail.message)
+      }
+      const raw = renderReply(plan.text, plan.toolCalls)
+      const prompt = messages.map((m: unknown) => (typeof m === "object" && m !== null && "content" in m ? contentText(m.content) : "")).join("\n")
+      const usage = { prompt_tokens: tokens(prompt), completion_tokens: tokens(raw), total_tokens: tokens(prompt) + tokens(raw) }
+      const id = `chatcmpl-${requestId}`
+
+      if (!streaming) {
+        if (plan.fail !== undefined) {
+          closed("failed", 0, 0)
+          return errorResponse(500, plan.fail.message)
+        }
+        closed("completed", 1, 1)
+        return json(200, {
+          id,
+          object: "chat.completion",
+          created: 0,
+          model,
+          choices: [{ index: 0, message: { role: "assistant", content: raw }, finish_reason: "stop" }],
+          usage
+        })
+      }
+
+      const pieces = chunksOf(raw, plan.chunkChars)
+      // A dropped stream still sends part of the reply first, so the client has begun parsing.
+      const dropAt = plan.fail?.mode === "drop" ? Math.max(1, Math.floor(pieces.length / 2)) : undefined
+      const encoder = new TextEncoder()
+      const sse = (data: unknown) => encoder.encode(`data: ${JSON.stringify(data)}\n\n`)
+      const chunk = (delta: object, finish: string | null) => sse({ id, object: "chat.completion.chunk", created: 0, model, choices: [{ index: 0, delta, finish_reason: finish }] })
+      let sent = 0
+      let done = false
+      const finish = (outcome: "completed" | "aborted" | "dropped") => {
+        if (done) return
+        done = true
+        closed(outcome, sent, pieces.length)
+      }
+      req.signal.addEventListener("abort", () => finish("aborted"), { once: true })
+
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(chunk({ role: "assistant", content: "" }, null))
+        },
+        async pull(controller) {
+          if (done) return
+          if (dropAt !== undefined && sent >= dropAt) {
+            finish("dropped")
+            // Erroring the body resets the connection; `undefined` keeps Bun from printing it as a crash.
+            controller.error(undefined)
+            return
+          }
+          const piece = pieces[sent]
+          if (piece === undefined) {
+            controller.enqueue(chunk({}, "stop"))
+            controller.enqueue(sse({ id, object: "chat.completion.chunk", created: 0, model, choices: [], usage }))
+            controller.enqueue(encoder.encode("data: [DONE]\n\n"))
+            finish("completed")
+            controller.close()
+            return
+          }
+          await pause(plan.delayMs, req.signal)
+          if (done) return
+          controller.enqueue(chunk({ content: piece }, null))
+          sent += 1
+        },
+        cancel() {
+          finish("aborted")
+        }
+      })
+      return new Response(stream, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } })
+    }
+
+    const server = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        Bun.serve({
+          hostname: "127.0.0.1",
+          port: 0,
+          idleTimeout: 0,
+          fetch: handle
+        })
+      ),
+      (s) => Effect.promise(() => s.stop(true))
+    )
+    yield* Effect.logDebug(`offline model listening on ${server.url.href}`)
+
+    const waitFor = <E extends EndpointEvent>(predicate: (event: EndpointEvent) => event is E): Effect.Effect<E> =>
+      Effect.async<E>((resume) => {
+        const seen = log.find(predicate)
+        if (seen !== undefined) return resume(Effect.succeed(seen))
+        const waiter = (event: EndpointEvent) => {
+          if (!predicate(event)) return
+          waiters.delete(waiter)
+          resume(Effect.succeed(event))
+        }
+        waiters.add(waiter)
+        return Effect.sync(() => waiters.delete(waiter))
+      })
+
+    return {
+      baseUrl: `http://127.0.0.1:${server.port}/v1`,
+      mode: options.script === undefined ? "offline" : "scripted",
+      events: () => [...log],
+      waitFor
+    } satisfies OfflineEndpointService
+  })

@@ -1,0 +1,75 @@
+/**
+ * PostgreSQL EventStore layer via @effect/sql-pg, migrated on start under an advisory lock.
+ * A unique violation on (session, seq) from a concurrent writer surfaces as AppendConflict, so writers can re-read and retry.
+ */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Redacted } from "effect"
+import { EventStore, StoreError } from "./EventStore.ts"
+import { type Dialect, makeSqlStore, migrate } from "./sql.ts"
+
+/** Configuration of `layerPg`. */
+export interface PgOptions {
+  /** Connection URL, e.g. `postgres://user@host:5432/db` (`?options=-c search_path=...` selects a schema). */
+  readonly url: string | Redacted.Redacted
+  /** Pool size (default 10). */
+  readonly maxConnections?: number
+}
+
+/** Arbitrary key of the advisory lock that serialises migrations across processes. */
+const migrationLockKey = 7_261_150_001
+
+const pgDialect: Dialect = {
+  name: "postgres",
+  migrations: [
+    {
+      version: 1,
+      name: "events and sessions",
+      statements: [
+        `CREATE TABLE events (
+          session TEXT NOT NULL,
+          seq INTEGER NOT NULL,
+          at DOUBLE PRECISION NOT NULL,
+          "by" TEXT NOT NULL,
+          type TEXT NOT NULL,
+          payload TEXT NOT NULL,
+          PRIMARY KEY (session, seq)
+        )`,
+        `CREATE TABLE sessions (
+          session TEXT PRIMARY KEY,
+          summary TEXT NOT NULL,
+          head INTEGER NOT NULL,
+          updated_at DOUBLE PRECISION NOT NULL
+        )`,
+        `CREATE INDEX sessions_updated_at ON sessions (updated_at DESC)`
+      ]
+    }
+  ],
+  migrationLock: (sql) => Effect.asVoid(sql`SELECT pg_advisory_xact_lock(${migrationLockKey})`),
+  insertEvents: (sql, session, rows) =>
+    sql`INSERT INTO events (session, seq, at, "by", type, payload)
+      SELECT ${session}, x.seq, x.at, x."by", x.type, x.payload
+      FROM json_to_recordset(${rows}::json) AS x(seq INTEGER, at DOUBLE PRECISION, "by" TEXT, type TEXT, payload TEXT)`,
+  isUniqueViolation: (error) => {
+    const cause = error.cause
+    return typeof cause === "object" && cause !== null && "code" in cause && cause.code === "23505"
+  }
+}
+
+/** EventStore in PostgreSQL, migrated on start. */
+export const layerPg = (options: PgOptions): Layer.Layer<EventStore, StoreError> =>
+  Layer.scoped(
+    EventStore,
+    Effect.gen(function*() {
+      const client = yield* PgClient.make({
+        url: typeof options.url === "string" ? Redacted.make(options.url) : options.url,
+        maxConnections: options.maxConnections ?? 10,
+        applicationName: "agent-tape"
+      }).pipe(
+        Effect.catchTag("SqlError", (cause) => new StoreError({ message: `cannot connect to PostgreSQL: ${cause.message}`, cause }))
+      )
+      yield* migrate(pgDialect).pipe(Effect.provideService(SqlClient.SqlClient, client))
+      return yield* makeSqlStore(pgDialect).pipe(Effect.provideService(SqlClient.SqlClient, client))
+    })
+  ).pipe(Layer.provide(Reactivity.layer))

@@ -1,0 +1,81 @@
+/**
+ * ToolRunner: reacts to ToolCallApproved appended by this process; reports ToolExecutionStarted (and runs only once
+ * the writer accepted it), then the result. A cancellation interrupts the execution, which tears the sandbox down.
+ */
+import { Effect, Fiber, Stream } from "effect"
+import type { Envelope } from "../domain/Event.ts"
+import { Bus } from "../session/Bus.ts"
+import { SessionWriter } from "../session/SessionWriter.ts"
+import { ToolCatalogue } from "./catalogue.ts"
+
+const key = (session: string, callId: string) => `${session}\u0000${callId}`
+
+export const make = Effect.gen(function* () {
+  const bus = yield* Bus
+  const writer = yield* SessionWriter
+  const catalogue = yield* ToolCatalogue
+  const running = new Map<string, Fiber.RuntimeFiber<void, never>>()
+
+  const execute = (session: string, callId: string) =>
+    Effect.gen(function* () {
+      // Started is appended before the tool runs: a call is never run without it, and never twice (rule 2).
+      yield* writer.submit(session, { type: "tool_started", callId }, "tool")
+      const call = yield* writer.inspect(session, (s) => {
+        const c = s.commands.calls.get(callId)
+        return c ? { tool: c.tool, args: c.args } : null
+      })
+      if (call === null) return
+      const result = yield* Effect.either(catalogue.run(call.tool, call.args))
+      yield* writer.submit(
+        session,
+        result._tag === "Right"
+          ? { type: "tool_succeeded", callId, output: result.right.output, ...(result.right.truncated ? { truncated: true } : {}) }
+          : { type: "tool_failed", callId, error: result.left.message },
+        "tool"
+      )
+    }).pipe(
+      Effect.catchAll((e) => Effect.logDebug(`tool call ${callId} of ${session} stopped: ${e.message}`)),
+      Effect.withSpan("ToolRunner.execute", { attributes: { session, callId } })
+    )
+
+  const dispatch = (session: string, callId: string) =>
+    Effect.gen(function* () {
+      const k = key(session, callId)
+      if (running.has(k)) return
+      const fiber = yield* Effect.forkDaemon(execute(session, callId).pipe(Effect.ensuring(Effect.sync(() => running.delete(k)))))
+      running.set(k, fiber)
+    })
+
+  const onEvent = (e: Envelope) =>
+    Effect.gen(function* () {
+      if (e.type === "ToolCallApproved") return yield* dispatch(e.session, e.callId)
+      if (e.type === "ToolExecutionCancelled") {
+        const fiber = running.get(key(e.session, e.callId))
+        if (fiber) yield* Fiber.interrupt(fiber)
+      }
+    })
+
+  const events = yield* bus.subscribeAll
+  yield* events.pipe(
+    Stream.runForEach(onEvent),
+    Effect.catchAllCause((cause) => Effect.logError("ToolRunner stopped", cause)),
+    Effect.forkScoped
+  )
+
+  /** Dispatches calls that were approved but not started when the process stopped (they never ran). */
+  const resumeApproved = (session: string) =>
+    Effect.gen(function* () {
+      const approved = yield* writer.inspect(session, (s) =>
+        [...s.commands.active].filter((id) => s.commands.calls.get(id)?.status === "approved")
+      )
+      for (const callId of approved) yield* dispatch(session, callId)
+    })
+
+  return {
+    resumeApproved,
+    running: () => running.size,
+    stopAll: Effect.suspend(() => Fiber.interruptAll([...running.values()]))
+  }
+})
+
+export type ToolRunner = Effect.Effect.Success<typeof make>

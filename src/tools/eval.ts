@@ -1,0 +1,421 @@
+/**
+ * The `eval` tool: JavaScript in a fresh QuickJS WebAssembly runtime per call, with no host objects,
+ * and limits on time, memory, stack and output. The sandbox is disposed on success, error and interrupt.
+ */
+import { Effect, Either, Schema } from "effect"
+import { newQuickJSWASMModule, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime, type QuickJSWASMModule } from "quickjs-emscripten"
+import { type Tool, ToolError, type ToolOutput } from "./Tool.ts"
+
+/** Limits of one `eval` call. */
+export interface EvalLimits {
+  /** Wall-clock budget of the whole call (compile, run, pending jobs, rendering). */
+  readonly timeLimitMs: number
+  /** Heap the sandbox may allocate. */
+  readonly memoryLimitBytes: number
+  /** Stack the sandbox may use before "stack overflow". */
+  readonly maxStackBytes: number
+  /** Characters of output (console lines and result) kept; beyond it the output is cut and `truncated`. */
+  readonly outputLimitChars: number
+}
+
+export const defaultEvalLimits: EvalLimits = {
+  timeLimitMs: 2_000,
+  memoryLimitBytes: 32 * 1024 * 1024,
+  maxStackBytes: 512 * 1024,
+  outputLimitChars: 16 * 1024
+}
+
+/** Args of `eval`. */
+export const EvalArgs = Schema.Struct({
+  code: Schema.String.annotations({
+    description: "JavaScript to run; the last expression's value is returned, console output captured, top-level await allowed"
+  })
+})
+export type EvalArgs = typeof EvalArgs.Type
+
+/** The `eval` tool with the given limits (defaults: 2 s, 32 MiB, 512 KiB stack, 16 KiB output). */
+export const makeEvalTool = (limits: Partial<EvalLimits> = {}): Tool<EvalArgs, typeof EvalArgs.Encoded> => {
+  const effective: EvalLimits = { ...defaultEvalLimits, ...limits }
+  return {
+    name: "eval",
+    description:
+      "Run JavaScript in an isolated QuickJS sandbox (no network, files, timers or host objects; limited time and memory).",
+    args: EvalArgs,
+    policy: "ask",
+    run: ({ code }) => runSandboxed(code, effective)
+  }
+}
+
+/** Sandboxes alive right now (0 whenever no `eval` runs) and the WebAssembly heap size: tests prove disposal with it. */
+export const sandboxStats = (): { readonly live: number; readonly heapBytes: number | undefined } => ({
+  live,
+  heapBytes: current?.getWasmMemory().buffer.byteLength
+})
+
+/** Runs `code` in a fresh sandbox; interruption stops at the next job batch and disposes the sandbox. */
+export const runSandboxed = Effect.fn("Tool.eval")(function* (code: string, limits: EvalLimits = defaultEvalLimits) {
+  const module = yield* loadModule
+  return yield* Effect.acquireUseRelease(
+    guarded(() => new Sandbox(module, limits)),
+    (sandbox) =>
+      Effect.gen(function* () {
+        yield* guarded(() => sandbox.start(code))
+        while ((yield* guarded(() => sandbox.step())) === "again") yield* Effect.yieldNow()
+        return yield* yield* guarded(() => sandbox.finish())
+      }),
+    (sandbox) => Effect.sync(() => sandbox.dispose())
+  )
+})
+
+let live = 0
+let loaded: Promise<QuickJSWASMModule> | undefined
+let current: QuickJSWASMModule | undefined
+
+const abandonModule = (): void => {
+  loaded = undefined
+  current = undefined
+}
+
+// Our own module instance rather than the shared singleton: nothing else can have touched it.
+const loadModule = Effect.tryPromise({
+  try: () =>
+    (loaded ??= newQuickJSWASMModule().then((module) => {
+      current = module
+      return module
+    })),
+  catch: (cause) => {
+    abandonModule()
+    return new ToolError({ message: "the JavaScript sandbox could not be loaded", cause })
+  }
+})
+
+// A host-side exception (not a JS exception inside the sandbox, which comes back as a value) means the
+// WebAssembly module may be damaged: it is abandoned (see Sandbox.guard) and a fresh one is loaded next time.
+const guarded = <A>(f: () => A): Effect.Effect<A, ToolError> =>
+  Effect.try({
+    try: f,
+    catch: (cause) =>
+      new ToolError({
+        message:
+          cause instanceof RangeError
+            ? "eval stopped: the code nested too deeply for the sandbox (host stack exhausted); the sandbox was discarded"
+            : `eval stopped: the JavaScript sandbox crashed (${String(cause)}); it was discarded`,
+        cause
+      })
+  })
+
+const JOB_BATCH = 1_000
+const MAX_STACK_LINES = 10
+const MAX_WRAP_CANDIDATES = 8
+
+const mib = (bytes: number) => `${Math.round((bytes / 1024 / 1024) * 10) / 10} MiB`
+
+/**
+ * Runs inside the sandbox once: installs `console` (writing through the host function it is given, which
+ * is never put on the global object) and returns `render`, the JSON-ish printer used for the result.
+ */
+const PRELUDE = `(function (write, limit, maxStackLines) {
+  "use strict";
+  const isArray = Array.isArray, keysOf = Object.keys, quote = JSON.stringify, isView = ArrayBuffer.isView;
+  const ErrorCtor = Error, PromiseCtor = Promise, MapCtor = Map, SetCtor = Set, DateCtor = Date, RegExpCtor = RegExp;
+  const MAX_ITEMS = 50, MAX_DEPTH = 5, IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+  function render(value, raw) {
+    let size = 0;
+    const seen = [];
+    const str = (s) => quote(s.length > limit ? s.slice(0, limit) + "…" : s);
+    const errorText = (e, top) => {
+      const head = String(e.name) + ": " + String(e.message);
+      if (!top || typeof e.stack !== "string" || e.stack.length === 0) return head;
+      return head + "\\n" + e.stack.split("\\n").filter((l) => l.length > 0).slice(0, maxStackLines).join("\\n");
+    };
+    const items = (list, depth) => {
+      const out = [];
+      for (let i = 0; i < list.length && i < MAX_ITEMS && size <= limit; i++) out.push(r(list[i], depth + 1));
+      if (list.length > out.length) out.push("… " + (list.length - out.length) + " more");
+      return out.join(", ");
+    };
+    const obj = (v, depth) => {
+      if (seen.indexOf(v) !== -1) return "[Circular]";
+      if (v instanceof ErrorCtor) return errorText(v, depth === 0);
+      if (v instanceof PromiseCtor) return "Promise {}";
+      if (v instanceof DateCtor) return isNaN(v.getTime()) ? "Invalid Date" : v.toISOString();
+      if (v instanceof RegExpCtor) return String(v);
+      if (depth >= MAX_DEPTH) return isArray(v) ? "[Array]" : "[Object]";
+      seen.push(v);
+      try {
+        if (isArray(v)) return "[" + items(v, depth) + "]";
+        if (isView(v)) return "TypedArray(" + v.length + ") [" + items(v, depth) + "]";
+        if (v instanceof MapCtor) {
+          const entries = [];
+          for (const [k, x] of v) { if (entries.length >= MAX_ITEMS) break; entries.push(r(k, depth + 1) + " => " + r(x, depth + 1)); }
+          return "Map(" + v.size + ") {" + entries.join(", ") + "}";
+        }
+        if (v instanceof SetCtor) {
+          const entries = [];
+          for (const x of v) { if (entries.length >= MAX_ITEMS) break; entries.push(r(x, depth + 1)); }
+          return "Set(" + v.size + ") {" + entries.join(", ") + "}";
+        }
+        const keys = keysOf(v);
+        const parts = [];
+        for (let i = 0; i < keys.length && i < MAX_ITEMS && size <= limit; i++) {
+          const k = keys[i];
+          parts.push((IDENT.test(k) ? k : quote(k)) + ": " + r(v[k], depth + 1));
+        }
+        if (keys.length > parts.length) parts.push("… " + (keys.length - parts.length) + " more");
+        return parts.length === 0 ? "{}" : "{ " + parts.join(", ") + " }";
+      } finally {
+        seen.pop();
+      }
+    };
+    const r = (v, depth) => {
+      if (size > limit) return "…";
+      let out;
+      switch (typeof v) {
+        case "string": out = str(v); break;
+        case "number": out = v === 0 && 1 / v < 0 ? "-0" : String(v); break;
+        case "boolean": out = String(v); break;
+        case "bigint": out = String(v) + "n"; break;
+        case "undefined": out = "undefined"; break;
+        case "symbol": out = v.toString(); break;
+        case "function": out = "[Function " + (v.name || "anonymous") + "]"; break;
+        default: out = v === null ? "null" : obj(v, depth);
+      }
+      size += out.length;
+      return out;
+    };
+    try {
+      if (raw && typeof value === "string") return value.length > limit ? value.slice(0, limit) + "…" : value;
+      return r(value, 0);
+    } catch (e) {
+      try { return "[unrenderable value: " + String(e) + "]"; } catch (_) { return "[unrenderable value]"; }
+    }
+  }
+  const print = (level) => function () {
+    const parts = [];
+    for (let i = 0; i < arguments.length; i++) parts.push(render(arguments[i], true));
+    write(level, parts.join(" "));
+  };
+  globalThis.console = { log: print("log"), info: print("log"), debug: print("log"), warn: print("warn"), error: print("error") };
+  return render;
+})`
+
+/** One fresh runtime and context; every handle it makes is disposed by `dispose`. */
+class Sandbox {
+  private readonly runtime: QuickJSRuntime
+  private readonly context: QuickJSContext
+  private readonly owned: Array<QuickJSHandle> = []
+  private readonly render: QuickJSHandle
+  private readonly deadline: number
+  private timedOut = false
+  private disposed = false
+  private crashed = false
+  private lines: Array<string> = []
+  private outputChars = 0
+  private truncated = false
+  private result: QuickJSHandle | undefined
+  private failure: string | undefined
+
+  constructor(module: QuickJSWASMModule, private readonly limits: EvalLimits) {
+    this.deadline = performance.now() + limits.timeLimitMs
+    this.runtime = module.newRuntime()
+    live++
+    try {
+      this.runtime.setMemoryLimit(limits.memoryLimitBytes)
+      this.runtime.setMaxStackSize(limits.maxStackBytes)
+      this.runtime.setInterruptHandler(() => {
+        if (performance.now() > this.deadline) this.timedOut = true
+        return this.timedOut
+      })
+      this.context = this.runtime.newContext()
+      this.runtime.removeModuleLoader()
+      const prelude = this.own(this.context.unwrapResult(this.context.evalCode(PRELUDE, "prelude.js", { type: "global", strict: true })))
+      const write = this.own(this.context.newFunction("write", (level, text) => this.write(level, text)))
+      const limit = this.own(this.context.newNumber(limits.outputLimitChars))
+      const stackLines = this.own(this.context.newNumber(MAX_STACK_LINES))
+      this.render = this.own(this.context.unwrapResult(this.context.callFunction(prelude, this.context.undefined, write, limit, stackLines)))
+    } catch (error) {
+      this.crashed = true
+      abandonModule()
+      this.dispose()
+      throw error
+    }
+  }
+
+  /** Compiles and runs the code; top-level `await` makes it the body of an async function. */
+  start(code: string): void {
+    this.guard(() => this.startUnguarded(code))
+  }
+
+  /** Runs one batch of pending jobs; "done" once the result settled, failed, or nothing can run any more. */
+  step(): "again" | "done" {
+    return this.guard(() => this.stepUnguarded())
+  }
+
+  /** The output for the model, or the error (with the console output so far) as a ToolError. */
+  finish(): Either.Either<ToolOutput, ToolError> {
+    return this.guard(() => this.finishUnguarded())
+  }
+
+  /** Frees every handle, the context and the runtime; never throws, and never touches a crashed module. */
+  dispose(): void {
+    if (this.disposed) return
+    this.disposed = true
+    live--
+    if (this.crashed) return
+    try {
+      for (const handle of this.owned.reverse()) if (handle.alive) handle.dispose()
+      if (this.context?.alive) this.context.dispose()
+      if (this.runtime.alive) this.runtime.dispose()
+    } catch {
+      abandonModule()
+    }
+  }
+
+  // After a host-side exception the C state of the module is inconsistent (e.g. a stack unwound mid-call):
+  // freeing into it could abort, so the module is abandoned whole and left to the garbage collector.
+  private guard<A>(f: () => A): A {
+    try {
+      return f()
+    } catch (error) {
+      this.crashed = true
+      abandonModule()
+      throw error
+    }
+  }
+
+  private startUnguarded(code: string): void {
+    const source = this.pickSource(code)
+    const evaluated = this.context.evalCode(source, "sandbox.js", { type: "global" })
+    if (evaluated.error) this.failure = this.uncaught(this.own(evaluated.error))
+    else this.result = this.own(evaluated.value)
+  }
+
+  private stepUnguarded(): "again" | "done" {
+    if (this.failure !== undefined || this.result === undefined) return "done"
+    const ran = this.runtime.executePendingJobs(JOB_BATCH)
+    if (ran.error) {
+      this.failure = this.uncaught(this.own(ran.error))
+      return "done"
+    }
+    const pending = this.isPendingPromise(this.result)
+    if (!this.runtime.hasPendingJob()) {
+      if (pending) this.failure = "the promise never settled: nothing is left to run (the sandbox has no timers, network or I/O)"
+      return "done"
+    }
+    if (performance.now() > this.deadline) {
+      this.timedOut = true
+      this.failure = this.timeLimitMessage()
+      return "done"
+    }
+    return "again"
+  }
+
+  private finishUnguarded(): Either.Either<ToolOutput, ToolError> {
+    if (this.failure === undefined && this.result !== undefined) {
+      const settled = this.settledValue(this.result)
+      if (settled.ok) {
+        const rendered = this.renderValue(settled.value)
+        if (rendered !== undefined) {
+          this.append(`=> ${rendered}`)
+          return Either.right({ output: this.lines.join("\n"), truncated: this.truncated })
+        }
+      } else this.failure = this.uncaught(settled.value)
+    }
+    const failure = this.timedOut ? this.timeLimitMessage() : (this.failure ?? "the sandbox stopped without a result")
+    const logged = this.lines.length > 0 ? `\n--- console output before the error ---\n${this.lines.join("\n")}` : ""
+    const message = `${failure}${logged}`
+    return Either.left(new ToolError({ message: message.length > this.limits.outputLimitChars ? `${message.slice(0, this.limits.outputLimitChars)}…` : message }))
+  }
+
+  private own(handle: QuickJSHandle): QuickJSHandle {
+    this.owned.push(handle)
+    return handle
+  }
+
+  private write(level: QuickJSHandle, text: QuickJSHandle): void {
+    if (this.context.typeof(text) !== "string") return
+    const prefix = this.context.typeof(level) === "string" && this.context.getString(level) !== "log" ? `[${this.context.getString(level)}] ` : ""
+    this.append(prefix + this.context.getString(text))
+  }
+
+  private append(line: string): void {
+    const room = this.limits.outputLimitChars - this.outputChars
+    if (room <= 0) {
+      this.truncated = true
+      return
+    }
+    const kept = line.length > room ? line.slice(0, room) : line
+    if (kept.length < line.length) this.truncated = true
+    this.lines.push(kept)
+    this.outputChars += kept.length + 1
+  }
+
+  // A global script keeps "last expression is the result"; only code that fails to compile because of
+  // top-level await is wrapped, trying `return <last statement>` so its value still comes back.
+  private pickSource(code: string): string {
+    if (this.compiles(code) || !/\bawait\b/.test(code)) return code
+    const candidates = [`(async () => (${code}\n))()`]
+    const cuts: Array<number> = []
+    for (let i = code.length - 1; i >= 0 && cuts.length < MAX_WRAP_CANDIDATES; i--) {
+      if ((code[i] === ";" || code[i] === "\n") && code.slice(i + 1).trim().length > 0) cuts.push(i)
+    }
+    for (const cut of cuts) candidates.push(`(async () => {${code.slice(0, cut + 1)}\nreturn (${code.slice(cut + 1)}\n);})()`)
+    candidates.push(`(async () => {${code}\n})()`)
+    return candidates.find((candidate) => this.compiles(candidate)) ?? code
+  }
+
+  private compiles(source: string): boolean {
+    const compiled = this.context.evalCode(source, "sandbox.js", { type: "global", compileOnly: true })
+    const ok = compiled.error === undefined
+    compiled.dispose()
+    return ok
+  }
+
+  private isPendingPromise(handle: QuickJSHandle): boolean {
+    const state = this.context.getPromiseState(handle)
+    if (state.type === "fulfilled" && !state.notAPromise) state.value.dispose()
+    if (state.type === "rejected") state.error.dispose()
+    return state.type === "pending"
+  }
+
+  private settledValue(handle: QuickJSHandle): { readonly ok: boolean; readonly value: QuickJSHandle } {
+    const state = this.context.getPromiseState(handle)
+    switch (state.type) {
+      case "fulfilled":
+        return { ok: true, value: state.notAPromise ? handle : this.own(state.value) }
+      case "rejected":
+        return { ok: false, value: this.own(state.error) }
+      case "pending":
+        return { ok: false, value: this.own(this.context.newError("the promise never settled")) }
+      default: {
+        const _exhaustive: never = state
+        return _exhaustive
+      }
+    }
+  }
+
+  private renderValue(value: QuickJSHandle): string | undefined {
+    const rendered = this.context.callFunction(this.render, this.context.undefined, value)
+    if (rendered.error) {
+      this.failure = this.uncaught(this.own(rendered.error))
+      return undefined
+    }
+    const text = this.own(rendered.value)
+    return this.context.typeof(text) === "string" ? this.context.getString(text) : "[unrenderable value]"
+  }
+
+  private uncaught(error: QuickJSHandle): string {
+    if (this.timedOut) return this.timeLimitMessage()
+    const rendered = this.context.callFunction(this.render, this.context.undefined, error)
+    const text = rendered.error ? "[unrenderable exception]" : this.context.typeof(rendered.value) === "string" ? this.context.getString(rendered.value) : "[unrenderable exception]"
+    rendered.dispose()
+    if (this.timedOut) return this.timeLimitMessage()
+    if (text.startsWith("InternalError: out of memory")) return `Uncaught ${text}\n(the sandbox memory limit is ${mib(this.limits.memoryLimitBytes)})`
+    if (text.startsWith("InternalError: stack overflow")) return `Uncaught InternalError: stack overflow (the sandbox stack limit is ${this.limits.maxStackBytes / 1024} KiB)`
+    return `Uncaught ${text}`
+  }
+
+  private timeLimitMessage(): string {
+    return `eval stopped: the time limit of ${this.limits.timeLimitMs} ms was exceeded`
+  }
+}
