@@ -108,7 +108,7 @@ const settleInto = (s: SessionState, b: Batch, ctx: DecideContext): void => {
   const completedNow = b.drafts.some((d) => d.type === "TurnCompleted" && d.turnId === last?.turnId)
   const endsLoop = b.drafts.some((d) => d.type === "InterruptRequested" || d.type === "TurnInterrupted" || d.type === "ToolExecutionCancelled")
   const hadCalls = last !== null && (s.commands.byTurn.get(last.turnId)?.length ?? 0) > 0
-  const loops = last !== null && (last.end === "completed" || completedNow) && hadCalls && !endsLoop
+  const loops = last !== null && (last.end === "completed" || completedNow) && hadCalls && !endsLoop && !last.loopEnded
   if (loops || s.messages.queue.length > 0) startTurn(s, b, ctx)
 }
 

@@ -12,8 +12,12 @@ export interface ServerConfig {
   readonly allowedOrigins: ReadonlyArray<string>
   /** Folder of the built visualizer. */
   readonly webRoot: string
-  /** Bytes a client may have unsent before it is disconnected as a slow reader. */
+  /** Unsent bytes above which the bridge stops feeding a client until its socket drains. */
+  readonly highWaterBytes: number
+  /** Unsent bytes past which a client is disconnected at once as a slow reader. */
   readonly maxBufferedBytes: number
+  /** How long a client may take to drain before it is disconnected as a slow reader. */
+  readonly slowReaderMs: number
   /** Commands a connection may send per second (burst = 2 seconds' worth). */
   readonly commandsPerSecond: number
 }
@@ -40,7 +44,9 @@ export const fromEnv = (env: Env, generateToken: () => string): ServerConfig => 
     token,
     allowedOrigins,
     webRoot: env.TAPE_WEB_ROOT?.trim() || "web/dist",
+    highWaterBytes: 256 * 1024,
     maxBufferedBytes: Number(env.TAPE_MAX_BUFFERED_BYTES ?? "") || 8 * 1024 * 1024,
+    slowReaderMs: Number(env.TAPE_SLOW_READER_MS ?? "") || 15_000,
     commandsPerSecond: Number(env.TAPE_COMMANDS_PER_SECOND ?? "") || 50
   }
 }

@@ -79,7 +79,8 @@ export const serve = Effect.gen(function* () {
       sendPings: true,
       open: bridge.onOpen,
       message: bridge.onMessage,
-      close: bridge.onClose
+      close: bridge.onClose,
+      drain: bridge.onDrain
     }
   })
 

@@ -3,7 +3,7 @@
  * commands decided by the SessionWriter with ack/nack, a typed `error` for every bad frame. Owns no session state.
  */
 import type { ServerWebSocket } from "bun"
-import { Effect, Either, Fiber, Runtime, Stream } from "effect"
+import { Duration, Effect, Either, Fiber, Runtime, Stream } from "effect"
 import type { Envelope } from "../domain/Event.ts"
 import { Bus } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
@@ -20,10 +20,14 @@ export interface Conn {
   session: string | null
   sub: Fiber.RuntimeFiber<void, never> | null
   outbox: Array<Envelope>
+  /** Rough size of the outbox in characters, to flush before a frame gets large. */
+  outboxChars: number
   flushScheduled: boolean
   tokens: number
   refilledAt: number
   closed: boolean
+  /** Resolved by the socket's `drain`; set while the bridge waits for a backed-up socket. */
+  drained: (() => void) | null
 }
 
 export type Socket = ServerWebSocket<Conn>
@@ -34,10 +38,12 @@ export const newConn = (clientId: string, remote: string, now: number, burst: nu
   session: null,
   sub: null,
   outbox: [],
+  outboxChars: 0,
   flushScheduled: false,
   tokens: burst,
   refilledAt: now,
-  closed: false
+  closed: false,
+  drained: null
 })
 
 export const makeBridge = Effect.gen(function* () {
@@ -50,17 +56,37 @@ export const makeBridge = Effect.gen(function* () {
   const burst = config.commandsPerSecond * 2
   const sockets = new Set<Socket>()
 
-  /** Sends one frame; a reader that lets more than the limit pile up is cut off with a reason (it can resume by seq). */
+  const cutOff = (ws: Socket, why: string): void => {
+    if (ws.data.closed) return
+    ws.data.closed = true
+    runFork(Effect.logInfo(`client ${ws.data.clientId} disconnected: slow reader (${why})`))
+    ws.close(4008, "slow reader: too much unsent data; reconnect with your last seq to resume")
+  }
+
+  /** Sends one frame; a reader with more than the hard limit still unsent is cut off with a reason (it can resume by seq). */
   const send = (ws: Socket, frame: ServerFrame | string): void => {
     if (ws.data.closed) return
-    ws.send(typeof frame === "string" ? frame : JSON.stringify(frame))
     const buffered = ws.getBufferedAmount()
-    if (buffered > config.maxBufferedBytes) {
-      ws.data.closed = true
-      runFork(Effect.logInfo(`client ${ws.data.clientId} disconnected: slow reader (${buffered} bytes unsent)`))
-      ws.close(4008, "slow reader: too much unsent data; reconnect with your last seq to resume")
-    }
+    if (buffered > config.maxBufferedBytes) return cutOff(ws, `${buffered} bytes unsent`)
+    ws.send(typeof frame === "string" ? frame : JSON.stringify(frame))
   }
+
+  /**
+   * Holds the subscription while the socket is backed up, so a client's catch-up or a fast stream never piles up in
+   * server memory (the Bus heals what it skips from the store); a socket that does not drain in time is cut off.
+   */
+  const awaitDrain = (ws: Socket) =>
+    Effect.gen(function* () {
+      if (ws.data.closed || ws.getBufferedAmount() <= config.highWaterBytes) return
+      const drained = yield* Effect.async<void>((resume) => {
+        ws.data.drained = () => resume(Effect.void)
+        return Effect.sync(() => {
+          ws.data.drained = null
+        })
+      }).pipe(Effect.timeout(Duration.millis(config.slowReaderMs)), Effect.option)
+      ws.data.drained = null
+      if (drained._tag === "None") cutOff(ws, `did not drain within ${config.slowReaderMs} ms`)
+    })
 
   const flush = (ws: Socket): void => {
     const c = ws.data
@@ -69,6 +95,7 @@ export const makeBridge = Effect.gen(function* () {
     const session = c.session
     const events = c.outbox
     c.outbox = []
+    c.outboxChars = 0
     for (let i = 0; i < events.length; i += MAX_EVENTS_PER_FRAME) {
       const part = i === 0 && events.length <= MAX_EVENTS_PER_FRAME ? events : events.slice(i, i + MAX_EVENTS_PER_FRAME)
       send(ws, `{"type":"events","session":${JSON.stringify(session)},"events":${JSON.stringify(part)}}`)
@@ -80,6 +107,7 @@ export const makeBridge = Effect.gen(function* () {
       if (c.sub) yield* Fiber.interrupt(c.sub)
       c.sub = null
       c.outbox = []
+      c.outboxChars = 0
     })
 
   const watch = (ws: Socket, session: string, after: number) =>
@@ -89,13 +117,17 @@ export const makeBridge = Effect.gen(function* () {
       c.session = session
       c.sub = yield* bus.subscribe(session, after).pipe(
         Stream.runForEach((e) =>
-          Effect.sync(() => {
-            if (c.session !== session) return
+          Effect.suspend(() => {
+            if (c.session !== session || c.closed) return Effect.void
             c.outbox.push(e)
-            if (!c.flushScheduled) {
+            c.outboxChars += 160 + ("text" in e ? e.text.length : 0) + ("output" in e ? e.output.length : 0)
+            if (c.outbox.length >= MAX_EVENTS_PER_FRAME || c.outboxChars >= config.highWaterBytes) flush(ws)
+            else if (!c.flushScheduled) {
               c.flushScheduled = true
+              // Coalesce what arrives in one tick into one frame.
               queueMicrotask(() => flush(ws))
             }
+            return awaitDrain(ws)
           })
         ),
         Effect.catchAll((error) => Effect.sync(() => send(ws, { type: "error", code: "store_error", message: error.message }))),
@@ -193,7 +225,9 @@ export const makeBridge = Effect.gen(function* () {
       }
     })
 
-  return { onMessage, onOpen, onClose, closeAll, newConn: (clientId: string, remote: string) => newConn(clientId, remote, Date.now(), burst), connections: () => sockets.size }
+  const onDrain = (ws: Socket): void => ws.data.drained?.()
+
+  return { onMessage, onOpen, onClose, onDrain, closeAll, newConn: (clientId: string, remote: string) => newConn(clientId, remote, Date.now(), burst), connections: () => sockets.size }
 })
 
 export type Bridge = Effect.Effect.Success<typeof makeBridge>

@@ -62,6 +62,10 @@ interface Entry {
   fiber: Fiber.RuntimeFiber<never, never> | null
   /** Set when evicted: a submit that raced the eviction looks the session up again. */
   evicted: boolean
+  /** True while the drain fiber holds a batch. */
+  busy: boolean
+  /** Held while a batch is decided and appended, and while `inspect` reads: readers never see unstored events. */
+  readonly lock: Effect.Semaphore
 }
 
 /** Appends retried on a concurrent writer's conflict (other processes on PostgreSQL). */
@@ -75,7 +79,7 @@ export const make = Effect.gen(function* () {
   const store = yield* EventStore
   const bus = yield* Bus
   const ctx = yield* WriterContext
-  const entries = new Map<string, Deferred.Deferred<Entry, StoreError>>()
+  const entries = new Map<string, Deferred.Deferred<Option.Option<Entry>, StoreError>>()
   /** Loaded entries, for eviction. */
   const live = new Map<string, Entry>()
   let dropped = 0
@@ -160,8 +164,12 @@ export const make = Effect.gen(function* () {
     Effect.gen(function* () {
       const first = yield* Queue.take(entry.queue)
       const rest = yield* Queue.takeUpTo(entry.queue, MAX_BATCH - 1)
+      entry.busy = true
       entry.lastUsed = yield* Clock.currentTimeMillis
-      yield* process(session, entry, [first, ...rest]).pipe(
+      yield* entry.lock.withPermits(1)(process(session, entry, [first, ...rest])).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          entry.busy = false
+        })),
         Effect.catchAllCause((cause) =>
           Effect.logError(`writer of ${session} failed a batch`, cause).pipe(
             Effect.zipRight(Effect.forEach([first, ...rest], (p) => Deferred.die(p.done, cause)))
@@ -174,8 +182,9 @@ export const make = Effect.gen(function* () {
   const newEntry = (state: SessionState) =>
     Effect.gen(function* () {
       const queue = yield* Queue.unbounded<Pending>()
+      const lock = yield* Effect.makeSemaphore(1)
       const now = yield* Clock.currentTimeMillis
-      const entry: Entry = { state, queue, lastAt: state.counters.updatedAt, lastUsed: now, fiber: null, evicted: false }
+      const entry: Entry = { state, queue, lastAt: state.counters.updatedAt, lastUsed: now, fiber: null, evicted: false, busy: false, lock }
       entry.fiber = yield* Effect.forkIn(drain(state.session, entry), scope)
       return entry
     })
@@ -184,8 +193,8 @@ export const make = Effect.gen(function* () {
   const entryOf = (session: string): Effect.Effect<Option.Option<Entry>, StoreError> =>
     Effect.gen(function* () {
       const existing = entries.get(session)
-      if (existing) return Option.some(yield* Deferred.await(existing))
-      const loading = yield* Deferred.make<Entry, StoreError>()
+      if (existing) return yield* Deferred.await(existing)
+      const loading = yield* Deferred.make<Option.Option<Entry>, StoreError>()
       entries.set(session, loading)
       const result = yield* Effect.either(load(session).pipe(Effect.flatMap(newEntry)))
       if (Either.isLeft(result)) {
@@ -197,12 +206,12 @@ export const make = Effect.gen(function* () {
       if (entry.state.head === 0) {
         // Not a session (yet): keep nothing in memory for ids that do not exist.
         entries.delete(session)
-        yield* Deferred.succeed(loading, entry)
+        yield* Deferred.succeed(loading, Option.none())
         if (entry.fiber) yield* Fiber.interrupt(entry.fiber)
         return Option.none()
       }
       live.set(session, entry)
-      yield* Deferred.succeed(loading, entry)
+      yield* Deferred.succeed(loading, Option.some(entry))
       return Option.some(entry)
     })
 
@@ -233,8 +242,8 @@ export const make = Effect.gen(function* () {
   const fresh = (session: string) =>
     Effect.gen(function* () {
       const entry = yield* newEntry(initialState(session))
-      const d = yield* Deferred.make<Entry, StoreError>()
-      yield* Deferred.succeed(d, entry)
+      const d = yield* Deferred.make<Option.Option<Entry>, StoreError>()
+      yield* Deferred.succeed(d, Option.some(entry))
       entries.set(session, d)
       live.set(session, entry)
       return entry
@@ -286,7 +295,8 @@ export const make = Effect.gen(function* () {
     Effect.gen(function* () {
       const entry = yield* entryOf(session)
       if (Option.isNone(entry)) return yield* Effect.fail(unknown(session))
-      return f(entry.value.state)
+      const e = entry.value
+      return yield* e.lock.withPermits(1)(Effect.sync(() => f(e.state)))
     })
 
   const evictIdle = (olderThanMs: number) =>
@@ -296,6 +306,8 @@ export const make = Effect.gen(function* () {
       for (const [session, entry] of live) {
         if (now - entry.lastUsed < olderThanMs) continue
         if ((yield* Queue.size(entry.queue)) > 0) continue
+        // A batch being decided or appended is not in the queue any more: leave that session alone.
+        if (entry.busy) continue
         entry.evicted = true
         entries.delete(session)
         live.delete(session)

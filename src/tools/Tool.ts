@@ -5,6 +5,7 @@
 import { Data, Effect, Either, JSONSchema, ParseResult, Schema } from "effect"
 import type { JsonObject } from "../domain/Event.ts"
 
+/** `ask`: a user approves each call; `auto`: approved by policy. */
 export type ApprovalPolicy = "ask" | "auto"
 
 /** What a tool returns on success: text for the model, size-capped, `truncated` when cut. */

@@ -11,6 +11,7 @@ import { type AnyTool, type ApprovalPolicy, eraseTool, ToolError, type ToolOutpu
 
 /** The names of the tools, in prompt order. */
 export const toolNames = ["eval", "read_file", "list_files", "http_get"] as const
+/** One of `toolNames`. */
 export type ToolName = (typeof toolNames)[number]
 
 /** What the catalogue is built from. */
@@ -65,7 +66,8 @@ export const makeCatalogue = (config: CatalogueConfig, limits: CatalogueLimits =
     eraseTool(makeHttpGetTool(config.httpAllow, limits.http))
   ]
   const byName = new Map(tools.map((tool) => [tool.name, tool]))
-  const policyOf = (tool: AnyTool): ApprovalPolicy => (isToolName(tool.name) ? config.policies?.[tool.name] : undefined) ?? tool.policy
+  const policyOf = (tool: AnyTool): ApprovalPolicy =>
+    (isToolName(tool.name) ? config.policies?.[tool.name] : undefined) ?? tool.policy
   const unknown = (tool: string) => `unknown tool ${JSON.stringify(tool)}; known tools: ${tools.map((t) => t.name).join(", ")}`
   return {
     check: (name, args) => {
@@ -109,7 +111,9 @@ export const catalogueConfig: Config.Config<CatalogueConfig> = Config.all({
   ),
   policies: Config.string("TAPE_TOOL_POLICY").pipe(
     Config.withDefault(""),
-    Config.mapOrFail((text) => Either.mapLeft(parsePolicies(text), (error) => ConfigError.InvalidData(["TAPE_TOOL_POLICY"], error)))
+    Config.mapOrFail((text) =>
+      Either.mapLeft(parsePolicies(text), (error) => ConfigError.InvalidData(["TAPE_TOOL_POLICY"], error))
+    )
   )
 })
 

@@ -3,14 +3,22 @@
  * and limits on time, memory, stack and output. The sandbox is disposed on success, error and interrupt.
  */
 import { Effect, Either, Schema } from "effect"
-import { newQuickJSWASMModule, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime, type QuickJSWASMModule } from "quickjs-emscripten"
+import {
+  newQuickJSWASMModule,
+  newVariant,
+  type QuickJSContext,
+  type QuickJSHandle,
+  type QuickJSRuntime,
+  type QuickJSWASMModule,
+  RELEASE_SYNC
+} from "quickjs-emscripten"
 import { type Tool, ToolError, type ToolOutput } from "./Tool.ts"
 
 /** Limits of one `eval` call. */
 export interface EvalLimits {
   /** Wall-clock budget of the whole call (compile, run, pending jobs, rendering). */
   readonly timeLimitMs: number
-  /** Heap the sandbox may allocate. */
+  /** QuickJS's heap limit; this build enforces it per allocation only, the hard cap is `sandboxHeapMaxBytes`. */
   readonly memoryLimitBytes: number
   /** Stack the sandbox may use before "stack overflow". */
   readonly maxStackBytes: number
@@ -18,6 +26,7 @@ export interface EvalLimits {
   readonly outputLimitChars: number
 }
 
+/** 2 s, 32 MiB, 512 KiB of stack, 16 KiB of output. */
 export const defaultEvalLimits: EvalLimits = {
   timeLimitMs: 2_000,
   memoryLimitBytes: 32 * 1024 * 1024,
@@ -52,8 +61,14 @@ export const sandboxStats = (): { readonly live: number; readonly heapBytes: num
   heapBytes: current?.getWasmMemory().buffer.byteLength
 })
 
-/** Runs `code` in a fresh sandbox; interruption stops at the next job batch and disposes the sandbox. */
+/**
+ * Runs `code` in a fresh sandbox, disposed however the call ends. Synchronous code blocks this thread until it
+ * finishes or hits the time limit; interruption takes effect between batches of promise jobs.
+ */
 export const runSandboxed = Effect.fn("Tool.eval")(function* (code: string, limits: EvalLimits = defaultEvalLimits) {
+  // The host copies the code into the sandbox heap; a huge copy must be refused before it is attempted.
+  if (code.length > MAX_CODE_CHARS)
+    return yield* new ToolError({ message: `the code is too long (${code.length} characters; at most ${MAX_CODE_CHARS})` })
   const module = yield* loadModule
   return yield* Effect.acquireUseRelease(
     guarded(() => new Sandbox(module, limits)),
@@ -67,6 +82,13 @@ export const runSandboxed = Effect.fn("Tool.eval")(function* (code: string, limi
   )
 })
 
+/** Hard cap of the WebAssembly heap, shared by concurrent calls (QuickJS's own limit cannot count, see loadModule). */
+export const sandboxHeapMaxBytes = 48 * 1024 * 1024
+
+const WASM_PAGE = 64 * 1024
+// The module's declared minimum: 16 MiB.
+const HEAP_INITIAL_BYTES = 16 * 1024 * 1024
+
 let live = 0
 let loaded: Promise<QuickJSWASMModule> | undefined
 let current: QuickJSWASMModule | undefined
@@ -76,10 +98,19 @@ const abandonModule = (): void => {
   current = undefined
 }
 
-// Our own module instance rather than the shared singleton: nothing else can have touched it.
+// Our own module instance rather than the shared singleton: nothing else can have touched it. QuickJS
+// cannot measure allocation sizes in this build (malloc_usable_size is unavailable), so its memory limit
+// only refuses single huge allocations; the hard cap is the maximum of the WebAssembly memory we give it.
 const loadModule = Effect.tryPromise({
   try: () =>
-    (loaded ??= newQuickJSWASMModule().then((module) => {
+    (loaded ??= newQuickJSWASMModule(
+      newVariant(RELEASE_SYNC, {
+        wasmMemory: new WebAssembly.Memory({
+          initial: HEAP_INITIAL_BYTES / WASM_PAGE,
+          maximum: sandboxHeapMaxBytes / WASM_PAGE
+        })
+      })
+    ).then((module) => {
       current = module
       return module
     })),
@@ -105,6 +136,7 @@ const guarded = <A>(f: () => A): Effect.Effect<A, ToolError> =>
   })
 
 const JOB_BATCH = 1_000
+const MAX_CODE_CHARS = 256 * 1024
 const MAX_STACK_LINES = 10
 const MAX_WRAP_CANDIDATES = 8
 
@@ -147,7 +179,10 @@ const PRELUDE = `(function (write, limit, maxStackLines) {
         if (isView(v)) return "TypedArray(" + v.length + ") [" + items(v, depth) + "]";
         if (v instanceof MapCtor) {
           const entries = [];
-          for (const [k, x] of v) { if (entries.length >= MAX_ITEMS) break; entries.push(r(k, depth + 1) + " => " + r(x, depth + 1)); }
+          for (const [k, x] of v) {
+            if (entries.length >= MAX_ITEMS) break;
+            entries.push(r(k, depth + 1) + " => " + r(x, depth + 1));
+          }
           return "Map(" + v.size + ") {" + entries.join(", ") + "}";
         }
         if (v instanceof SetCtor) {
@@ -191,11 +226,12 @@ const PRELUDE = `(function (write, limit, maxStackLines) {
     }
   }
   const print = (level) => function () {
-    const parts = [];
-    for (let i = 0; i < arguments.length; i++) parts.push(render(arguments[i], true));
-    write(level, parts.join(" "));
+    let line = "";
+    for (let i = 0; i < arguments.length && line.length <= limit; i++) line += (i > 0 ? " " : "") + render(arguments[i], true);
+    write(level, line.length > limit ? line.slice(0, limit) + "…" : line);
   };
-  globalThis.console = { log: print("log"), info: print("log"), debug: print("log"), warn: print("warn"), error: print("error") };
+  const log = print("log");
+  globalThis.console = { log, info: log, debug: log, warn: print("warn"), error: print("error") };
   return render;
 })`
 
@@ -228,11 +264,13 @@ class Sandbox {
       })
       this.context = this.runtime.newContext()
       this.runtime.removeModuleLoader()
-      const prelude = this.own(this.context.unwrapResult(this.context.evalCode(PRELUDE, "prelude.js", { type: "global", strict: true })))
+      const preludeResult = this.context.evalCode(PRELUDE, "prelude.js", { type: "global", strict: true })
+      const prelude = this.own(this.context.unwrapResult(preludeResult))
       const write = this.own(this.context.newFunction("write", (level, text) => this.write(level, text)))
       const limit = this.own(this.context.newNumber(limits.outputLimitChars))
       const stackLines = this.own(this.context.newNumber(MAX_STACK_LINES))
-      this.render = this.own(this.context.unwrapResult(this.context.callFunction(prelude, this.context.undefined, write, limit, stackLines)))
+      const renderResult = this.context.callFunction(prelude, this.context.undefined, write, limit, stackLines)
+      this.render = this.own(this.context.unwrapResult(renderResult))
     } catch (error) {
       this.crashed = true
       abandonModule()
@@ -299,7 +337,7 @@ class Sandbox {
     }
     const pending = this.isPendingPromise(this.result)
     if (!this.runtime.hasPendingJob()) {
-      if (pending) this.failure = "the promise never settled: nothing is left to run (the sandbox has no timers, network or I/O)"
+      if (pending) this.failure = "the promise never settled: nothing is left to run (no timers, network or I/O here)"
       return "done"
     }
     if (performance.now() > this.deadline) {
@@ -311,7 +349,7 @@ class Sandbox {
   }
 
   private finishUnguarded(): Either.Either<ToolOutput, ToolError> {
-    if (this.failure === undefined && this.result !== undefined) {
+    if (this.failure === undefined && this.result !== undefined && !this.timedOut) {
       const settled = this.settledValue(this.result)
       if (settled.ok) {
         const rendered = this.renderValue(settled.value)
@@ -324,7 +362,8 @@ class Sandbox {
     const failure = this.timedOut ? this.timeLimitMessage() : (this.failure ?? "the sandbox stopped without a result")
     const logged = this.lines.length > 0 ? `\n--- console output before the error ---\n${this.lines.join("\n")}` : ""
     const message = `${failure}${logged}`
-    return Either.left(new ToolError({ message: message.length > this.limits.outputLimitChars ? `${message.slice(0, this.limits.outputLimitChars)}…` : message }))
+    const cap = this.limits.outputLimitChars
+    return Either.left(new ToolError({ message: message.length > cap ? `${message.slice(0, cap)}…` : message }))
   }
 
   private own(handle: QuickJSHandle): QuickJSHandle {
@@ -334,8 +373,8 @@ class Sandbox {
 
   private write(level: QuickJSHandle, text: QuickJSHandle): void {
     if (this.context.typeof(text) !== "string") return
-    const prefix = this.context.typeof(level) === "string" && this.context.getString(level) !== "log" ? `[${this.context.getString(level)}] ` : ""
-    this.append(prefix + this.context.getString(text))
+    const kind = this.context.typeof(level) === "string" ? this.context.getString(level) : "log"
+    this.append((kind === "log" ? "" : `[${kind}] `) + this.context.getString(text))
   }
 
   private append(line: string): void {
@@ -407,11 +446,16 @@ class Sandbox {
   private uncaught(error: QuickJSHandle): string {
     if (this.timedOut) return this.timeLimitMessage()
     const rendered = this.context.callFunction(this.render, this.context.undefined, error)
-    const text = rendered.error ? "[unrenderable exception]" : this.context.typeof(rendered.value) === "string" ? this.context.getString(rendered.value) : "[unrenderable exception]"
+    const text =
+      rendered.error === undefined && this.context.typeof(rendered.value) === "string"
+        ? this.context.getString(rendered.value)
+        : "[unrenderable exception]"
     rendered.dispose()
     if (this.timedOut) return this.timeLimitMessage()
-    if (text.startsWith("InternalError: out of memory")) return `Uncaught ${text}\n(the sandbox memory limit is ${mib(this.limits.memoryLimitBytes)})`
-    if (text.startsWith("InternalError: stack overflow")) return `Uncaught InternalError: stack overflow (the sandbox stack limit is ${this.limits.maxStackBytes / 1024} KiB)`
+    if (text.startsWith("InternalError: out of memory"))
+      return `Uncaught ${text}\n(the sandbox has about ${mib(this.limits.memoryLimitBytes)} of memory)`
+    if (text.startsWith("InternalError: stack overflow"))
+      return `Uncaught InternalError: stack overflow (the sandbox stack limit is ${this.limits.maxStackBytes / 1024} KiB)`
     return `Uncaught ${text}`
   }
 

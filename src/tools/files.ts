@@ -15,6 +15,7 @@ export interface FileLimits {
   readonly maxEntries: number
 }
 
+/** 64 KiB per read, 1000 entries per listing. */
 export const defaultFileLimits: FileLimits = { maxReadBytes: 64 * 1024, maxEntries: 1_000 }
 
 /** Args of `read_file`. */
@@ -99,7 +100,10 @@ export const resolveInside = (workspace: string, path: string): Effect.Effect<st
 const attempt = <A>(message: string, f: () => Promise<A>): Effect.Effect<A, ToolError> =>
   Effect.tryPromise({
     try: f,
-    catch: (cause) => new ToolError({ message: `${message} (${cause instanceof Error && "code" in cause ? String(cause.code) : String(cause)})`, cause })
+    catch: (cause) => {
+      const reason = cause instanceof Error && "code" in cause ? String(cause.code) : String(cause)
+      return new ToolError({ message: `${message} (${reason})`, cause })
+    }
   })
 
 const readHead = async (path: string, bytes: number): Promise<Uint8Array> => {

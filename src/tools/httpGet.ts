@@ -15,6 +15,7 @@ export interface HttpLimits {
   readonly maxRedirects: number
 }
 
+/** 10 s, 64 KiB of body, 5 redirects. */
 export const defaultHttpLimits: HttpLimits = { timeout: "10 seconds", maxBodyBytes: 64 * 1024, maxRedirects: 5 }
 
 /** Args of `http_get`. */
@@ -35,14 +36,15 @@ export const makeHttpGetTool = (
   const allowed = allow.map((entry) => entry.trim().toLowerCase()).filter((entry) => entry.length > 0)
   return {
     name: "http_get",
-    description: `Fetch a URL with GET (hosts allowed: ${allowed.length > 0 ? allowed.join(", ") : "none"}); returns status, content type and the body.`,
+    description: `Fetch a URL with GET (hosts allowed: ${allowed.length > 0 ? allowed.join(", ") : "none"}); returns status, type and body.`,
     args: HttpGetArgs,
     policy: "ask",
     run: Effect.fn("Tool.http_get")(function* ({ url }) {
       return yield* fetchAllowed(url, allowed, effective).pipe(
         Effect.timeoutFail({
           duration: effective.timeout,
-          onTimeout: () => new ToolError({ message: `http_get: no complete answer from ${url} within ${Duration.format(effective.timeout)}` })
+          onTimeout: () =>
+            new ToolError({ message: `http_get: no complete answer from ${url} within ${Duration.format(effective.timeout)}` })
         })
       )
     })
@@ -55,7 +57,8 @@ export const checkUrl = (url: string, allowed: ReadonlyArray<string>): URL | str
     return "http_get is disabled: no host is allowed. Set TAPE_HTTP_ALLOW (comma-separated host names) to allow some."
   if (!URL.canParse(url)) return `not a valid URL: ${url}`
   const parsed = new URL(url)
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return `refused: only http and https URLs are allowed, not ${parsed.protocol}`
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+    return `refused: only http and https URLs are allowed, not ${parsed.protocol}`
   if (parsed.username !== "" || parsed.password !== "") return "refused: URLs with credentials are not allowed"
   const host = parsed.hostname.toLowerCase()
   const ok = allowed.some((entry) =>
@@ -76,7 +79,8 @@ const fetchAllowed = (url: string, allowed: ReadonlyArray<string>, limits: HttpL
           if (typeof checked === "string") return yield* new ToolError({ message: checked })
           const response = yield* Effect.tryPromise({
             try: () => fetch(checked, { method: "GET", redirect: "manual", signal: controller.signal }),
-            catch: (cause) => new ToolError({ message: `http_get: request to ${checked.host} failed (${String(cause)})`, cause })
+            catch: (cause) =>
+              new ToolError({ message: `http_get: request to ${checked.host} failed (${String(cause)})`, cause })
           })
           const location = response.headers.get("location")
           if (response.status >= 300 && response.status < 400 && location !== null) {
@@ -113,7 +117,8 @@ const readBody = (response: Response, max: number): Effect.Effect<ToolOutput, To
         size += value.length
       }
       const body = new TextDecoder().decode(concat(chunks, size))
-      const head = `HTTP ${response.status} ${response.statusText}\ncontent-type: ${response.headers.get("content-type") ?? "unknown"}`
+      const type = response.headers.get("content-type") ?? "unknown"
+      const head = `HTTP ${response.status} ${response.statusText}\ncontent-type: ${type}`
       return { output: `${head}\n\n${body}`, truncated }
     },
     catch: (cause) => new ToolError({ message: `http_get: reading the body failed (${String(cause)})`, cause })

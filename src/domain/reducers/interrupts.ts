@@ -9,8 +9,8 @@ export type TurnEnd = "streaming" | "completed" | "interrupted" | "failed"
 export interface InterruptsState {
   /** The turn streaming now, if any. */
   streaming: string | null
-  /** The latest turn and how it ended. */
-  lastTurn: { readonly turnId: string; end: TurnEnd } | null
+  /** The latest turn, how it ended, and whether an interrupt or a cancellation ended its loop (rule 3). */
+  lastTurn: { readonly turnId: string; end: TurnEnd; loopEnded: boolean } | null
   /** How many interrupts were requested, and the last one. */
   count: number
   last: { readonly seq: number; readonly by: string; readonly reason: string } | null
@@ -22,7 +22,7 @@ export const evolveInterrupts = (state: InterruptsState, e: Envelope): void => {
   switch (e.type) {
     case "TurnStarted":
       state.streaming = e.turnId
-      state.lastTurn = { turnId: e.turnId, end: "streaming" }
+      state.lastTurn = { turnId: e.turnId, end: "streaming", loopEnded: false }
       return
     case "TurnCompleted":
     case "TurnInterrupted":
@@ -35,6 +35,10 @@ export const evolveInterrupts = (state: InterruptsState, e: Envelope): void => {
     case "InterruptRequested":
       state.count++
       state.last = { seq: e.seq, by: e.by, reason: e.reason }
+      if (state.lastTurn) state.lastTurn.loopEnded = true
+      return
+    case "ToolExecutionCancelled":
+      if (state.lastTurn) state.lastTurn.loopEnded = true
       return
     case "SessionCreated":
     case "UserMessageAdded":
@@ -49,7 +53,6 @@ export const evolveInterrupts = (state: InterruptsState, e: Envelope): void => {
     case "ToolExecutionStarted":
     case "ToolExecutionSucceeded":
     case "ToolExecutionFailed":
-    case "ToolExecutionCancelled":
       return
     default: {
       const _exhaustive: never = e

@@ -1,0 +1,246 @@
+// The Bus over the in-memory EventStore: catch-up then live, gapless and without duplicates, healing from the store.
+import { describe, expect, test } from "bun:test"
+import { Chunk, Deferred, Effect, Fiber, Layer, type Scope, Stream } from "effect"
+import type { Envelope } from "../src/domain/Event.ts"
+import type { SessionSummary } from "../src/domain/projections/summaryTypes.ts"
+import { Bus, layerWith } from "../src/session/Bus.ts"
+import { EventStore, type StoreError } from "../src/store/EventStore.ts"
+import { layerMemory } from "../src/store/memory.ts"
+
+// ---- local builders ----
+
+const message = (session: string, seq: number): Envelope => ({
+  session,
+  seq,
+  at: 1_700_000_000_000 + seq,
+  by: "user:c1",
+  type: "UserMessageAdded",
+  messageId: `m${seq}`,
+  text: `message ${seq}`
+})
+
+const summaryOf = (session: string, head: number): SessionSummary => ({
+  session,
+  title: session,
+  createdAt: 1,
+  updatedAt: head,
+  head,
+  messages: head,
+  turns: 0,
+  toolCalls: 0,
+  phase: "idle",
+  pendingApprovals: 0,
+  tokens: { input: 0, output: 0 }
+})
+
+/** What the session writer does: append a batch at the current head, then publish it. Returns the new head. */
+const commit = (session: string, count: number) =>
+  Effect.gen(function*() {
+    const store = yield* EventStore
+    const bus = yield* Bus
+    const head = yield* store.head(session)
+    const batch = Array.from({ length: count }, (_, i) => message(session, head + i + 1))
+    yield* store.append(session, head, batch, summaryOf(session, head + count))
+    yield* bus.publish(batch)
+    return head + count
+  })
+
+/** Commits until `session` reaches `target`, in batches of 1 to `maxBatch`, yielding between them so subscribers interleave. */
+const writeUntil = (
+  session: string,
+  target: number,
+  onHead: (head: number) => Effect.Effect<void, never, Bus | EventStore> = () => Effect.void,
+  maxBatch = 3
+) =>
+  Effect.gen(function*() {
+    let head = yield* Effect.flatMap(EventStore, (store) => store.head(session))
+    while (head < target) {
+      head = yield* commit(session, Math.min(1 + (head % maxBatch), target - head))
+      yield* onHead(head)
+      yield* Effect.yieldNow()
+    }
+  })
+
+const seqs = (events: Iterable<Envelope>) => Array.from(events, (e) => e.seq)
+const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
+
+/** Collects a session's stream until it reaches `last`. */
+const collectUntil = <E>(stream: Stream.Stream<Envelope, E>, last: number) =>
+  stream.pipe(
+    Stream.takeUntil((e) => e.seq >= last),
+    Stream.runCollect,
+    Effect.map(Chunk.toReadonlyArray)
+  )
+
+const run = <A, E>(effect: Effect.Effect<A, E, Bus | EventStore | Scope.Scope>, capacity = 1024): Promise<A> =>
+  Effect.runPromise(
+    Effect.scoped(effect).pipe(
+      Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error("bus test timed out") }),
+      Effect.provide(layerWith({ capacity, pageSize: 16 }).pipe(Layer.provideMerge(layerMemory)))
+    )
+  )
+
+describe("Bus", () => {
+  test("a late subscriber catches up from the store, then goes live", async () => {
+    const result = await run(Effect.gen(function*() {
+      const bus = yield* Bus
+      const store = yield* EventStore
+      yield* writeUntil("s", 50)
+      const caughtUp = yield* Deferred.make<void>()
+      const subscriber = yield* Effect.fork(
+        collectUntil(
+          bus.subscribe("s", 10).pipe(Stream.tap((e) => (e.seq === 50 ? Deferred.succeed(caughtUp, undefined) : Effect.void))),
+          70
+        )
+      )
+      yield* Deferred.await(caughtUp)
+      yield* writeUntil("s", 70)
+      return { events: yield* Fiber.join(subscriber), stored: yield* store.read("s", 10), stats: yield* bus.stats }
+    }))
+    expect(seqs(result.events)).toEqual(range(11, 70))
+    expect(result.events).toEqual(result.stored)
+    // 51..70 arrived live: no store read was needed to fill a gap.
+    expect(result.stats.heals).toBe(0)
+    expect(result.stats.dropped).toBe(0)
+  })
+
+  for (const capacity of [1024, 2]) {
+    test(`gapless across the catch-up/live boundary while the writer publishes (buffer ${capacity})`, async () => {
+      const result = await run(
+        Effect.gen(function*() {
+          const bus = yield* Bus
+          const subscribers: Array<{ readonly after: number; readonly fiber: Fiber.RuntimeFiber<ReadonlyArray<Envelope>, StoreError> }> = []
+          const start = (after: number) =>
+            Effect.map(Effect.fork(collectUntil(bus.subscribe("s", after), 400)), (fiber) => {
+              subscribers.push({ after, fiber })
+            })
+          yield* start(0)
+          yield* writeUntil("s", 400, (head) =>
+            head >= 50 && subscribers.length === 1
+              ? Effect.all([start(0), start(40), start(head)], { discard: true })
+              : head >= 300 && subscribers.length === 4
+              ? Effect.all([start(7), start(head - 1)], { discard: true })
+              : Effect.void, 6)
+          const out: Array<{ readonly after: number; readonly seqs: ReadonlyArray<number> }> = []
+          for (const { after, fiber } of subscribers) out.push({ after, seqs: seqs(yield* Fiber.join(fiber)) })
+          return { out, stats: yield* bus.stats }
+        }),
+        capacity
+      )
+      expect(result.out.length).toBe(6)
+      for (const { after, seqs: got } of result.out) expect(got).toEqual(range(after + 1, 400))
+      if (capacity === 2) expect(result.stats.heals).toBeGreaterThan(0)
+    })
+  }
+
+  test("a subscriber that falls behind heals from the store, without blocking the writer or a fast subscriber", async () => {
+    const result = await run(
+      Effect.gen(function*() {
+        const bus = yield* Bus
+        yield* commit("s", 1)
+        const started = yield* Deferred.make<void>()
+        const gate = yield* Deferred.make<void>()
+        const slow = yield* Effect.fork(
+          collectUntil(
+            bus.subscribe("s", 0).pipe(
+              Stream.tap((e) => (e.seq === 1 ? Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(gate)) : Effect.void))
+            ),
+            200
+          )
+        )
+        yield* Deferred.await(started)
+        const fast = yield* Effect.fork(collectUntil(bus.subscribe("s", 0), 200))
+        // The slow subscriber is stuck at seq 1 while 199 more are committed and published.
+        yield* writeUntil("s", 200)
+        const fastEvents = yield* Fiber.join(fast)
+        const statsWhileStuck = yield* bus.stats
+        yield* Deferred.succeed(gate, undefined)
+        const slowEvents = yield* Fiber.join(slow)
+        return { fastEvents, slowEvents, statsWhileStuck, stats: yield* bus.stats }
+      }),
+      4
+    )
+    expect(seqs(result.fastEvents)).toEqual(range(1, 200))
+    expect(result.statsWhileStuck.dropped).toBeGreaterThan(0)
+    expect(seqs(result.slowEvents)).toEqual(range(1, 200))
+    expect(result.slowEvents).toEqual(result.fastEvents)
+    expect(result.stats.heals).toBeGreaterThan(0)
+  })
+
+  test("two subscribers see identical sequences, equal to the tape", async () => {
+    const result = await run(Effect.gen(function*() {
+      const bus = yield* Bus
+      const store = yield* EventStore
+      yield* commit("s", 1)
+      const a = yield* Effect.fork(collectUntil(bus.subscribe("s", 0), 300))
+      const b = yield* Effect.fork(collectUntil(bus.subscribe("s", 0), 300))
+      yield* Effect.all([writeUntil("s", 300), writeUntil("other", 100)], { concurrency: "unbounded", discard: true })
+      return { a: yield* Fiber.join(a), b: yield* Fiber.join(b), tape: yield* store.read("s", 0) }
+    }), 8)
+    expect(seqs(result.a)).toEqual(range(1, 300))
+    expect(result.a).toEqual(result.b)
+    expect(result.a).toEqual(result.tape)
+  })
+
+  test("subscribeAll: live from registration, every session gapless, even when its buffer overflows", async () => {
+    const result = await run(
+      Effect.gen(function*() {
+        const bus = yield* Bus
+        yield* writeUntil("a", 5)
+        const all = yield* bus.subscribeAll
+        const done = { a: false, b: false }
+        const consumer = yield* Effect.fork(
+          all.pipe(
+            Stream.takeUntil((e) => {
+              if (e.seq === 150) done[e.session === "a" ? "a" : "b"] = true
+              return done.a && done.b
+            }),
+            Stream.runCollect,
+            Effect.map(Chunk.toReadonlyArray)
+          )
+        )
+        yield* Effect.all([writeUntil("a", 150), writeUntil("b", 150)], { concurrency: "unbounded", discard: true })
+        const events = yield* Fiber.join(consumer)
+        return { events, stats: yield* bus.stats }
+      }),
+      3
+    )
+    const of = (session: string) => seqs(result.events.filter((e) => e.session === session))
+    expect(of("a")).toEqual(range(6, 150))
+    expect(of("b")).toEqual(range(1, 150))
+    expect(result.stats.dropped).toBeGreaterThan(0)
+  })
+
+  test("events committed but never published here (another process) are read from the store when a live one shows the gap", async () => {
+    const result = await run(Effect.gen(function*() {
+      const bus = yield* Bus
+      const store = yield* EventStore
+      yield* commit("s", 2)
+      const caughtUp = yield* Deferred.make<void>()
+      const subscriber = yield* Effect.fork(
+        collectUntil(
+          bus.subscribe("s", 0).pipe(Stream.tap((e) => (e.seq === 2 ? Deferred.succeed(caughtUp, undefined) : Effect.void))),
+          8
+        )
+      )
+      yield* Deferred.await(caughtUp)
+      // Appended by someone else: in the store, never on this Bus.
+      yield* store.append("s", 2, [3, 4, 5].map((seq) => message("s", seq)), summaryOf("s", 5))
+      yield* commit("s", 3)
+      return { events: yield* Fiber.join(subscriber), stats: yield* bus.stats }
+    }))
+    expect(seqs(result.events)).toEqual(range(1, 8))
+    expect(result.stats.heals).toBe(1)
+  })
+
+  test("a subscription ends with its stream: the subscriber is removed", async () => {
+    const result = await run(Effect.gen(function*() {
+      const bus = yield* Bus
+      yield* writeUntil("s", 3)
+      const events = yield* collectUntil(bus.subscribe("s", 0), 3)
+      return { events, stats: yield* bus.stats }
+    }))
+    expect(seqs(result.events)).toEqual([1, 2, 3])
+    expect(result.stats.subscribers).toBe(0)
+  })
+})

@@ -1,0 +1,111 @@
+// The catalogue: check (what the session writer trusts), specs for the prompt, policies and config, run.
+import { describe, expect, test } from "bun:test"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { ConfigProvider, Effect, Either } from "effect"
+import { catalogueConfig, makeCatalogue, parsePolicies, ToolCatalogue, toolNames } from "../src/tools/catalogue.ts"
+
+const catalogue = makeCatalogue({ workspace: "./workspace", httpAllow: [] })
+
+describe("check", () => {
+  test("valid args come back canonical, with the default policy", () => {
+    expect(catalogue.check("eval", { code: "1 + 1" })).toEqual({ ok: true, args: { code: "1 + 1" }, policy: "ask" })
+    expect(catalogue.check("read_file", { path: "a.txt" })).toEqual({ ok: true, args: { path: "a.txt" }, policy: "auto" })
+    expect(catalogue.check("list_files", {})).toEqual({ ok: true, args: {}, policy: "auto" })
+    expect(catalogue.check("http_get", { url: "https://example.com" })).toEqual({
+      ok: true,
+      args: { url: "https://example.com" },
+      policy: "ask"
+    })
+  })
+
+  test("an unknown tool names the known ones", () => {
+    expect(catalogue.check("rm_rf", {})).toEqual({
+      ok: false,
+      error: 'unknown tool "rm_rf"; known tools: eval, read_file, list_files, http_get'
+    })
+  })
+
+  test("bad args give Schema's formatted error", () => {
+    const wrongType = catalogue.check("eval", { code: 42 })
+    expect(wrongType.ok).toBe(false)
+    expect(!wrongType.ok && wrongType.error).toBe(
+      'invalid args for eval: { readonly code: string }\n└─ ["code"]\n   └─ Expected string, actual 42'
+    )
+    const missing = catalogue.check("read_file", {})
+    expect(!missing.ok && missing.error).toContain('["path"]\n   └─ is missing')
+    const extra = catalogue.check("eval", { code: "1", sneaky: true })
+    expect(!extra.ok && extra.error).toContain('["sneaky"]\n   └─ is unexpected')
+    const notObject = catalogue.check("eval", "1 + 1")
+    expect(!notObject.ok && notObject.error).toContain('Expected { readonly code: string }, actual "1 + 1"')
+  })
+
+  test("configured policies override the defaults", () => {
+    const custom = makeCatalogue({ workspace: ".", httpAllow: [], policies: { eval: "auto", read_file: "ask" } })
+    expect(custom.check("eval", { code: "1" })).toMatchObject({ ok: true, policy: "auto" })
+    expect(custom.check("read_file", { path: "x" })).toMatchObject({ ok: true, policy: "ask" })
+    expect(custom.check("http_get", { url: "x" })).toMatchObject({ ok: true, policy: "ask" })
+  })
+})
+
+describe("specs", () => {
+  test("every tool with a description and an args doc for the prompt", () => {
+    const specs = catalogue.specs()
+    expect(specs.map((spec) => spec.name)).toEqual([...toolNames])
+    expect(specs.find((spec) => spec.name === "read_file")?.argsDoc).toBe("{ path: string — file path relative to the workspace folder }")
+    expect(specs.find((spec) => spec.name === "list_files")?.argsDoc).toStartWith("{ path?: string — ")
+    for (const spec of specs) expect(spec.description.length).toBeGreaterThan(10)
+  })
+})
+
+describe("run", () => {
+  test("runs a tool by name; unknown tools and bad args fail as ToolError", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tape-catalogue-"))
+    try {
+      writeFileSync(join(dir, "note.txt"), "noted")
+      const local = makeCatalogue({ workspace: dir, httpAllow: [] })
+      expect(await Effect.runPromise(local.run("read_file", { path: "note.txt" }))).toEqual({ output: "noted", truncated: false })
+      expect(await Effect.runPromise(local.run("eval", { code: "2 ** 10" }))).toEqual({ output: "=> 1024", truncated: false })
+      const unknown = await Effect.runPromise(Effect.either(local.run("nope", {})))
+      expect(Either.isLeft(unknown) && unknown.left.message).toContain("known tools: eval")
+      const bad = await Effect.runPromise(Effect.either(local.run("read_file", { path: 1 })))
+      expect(Either.isLeft(bad) && bad.left.message).toContain("invalid args for read_file")
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe("config", () => {
+  const fromEnv = (env: Record<string, string>) =>
+    Effect.runPromise(Effect.either(Effect.withConfigProvider(catalogueConfig, ConfigProvider.fromMap(new Map(Object.entries(env))))))
+
+  test("defaults: ./workspace, nothing allowed, no overrides", async () => {
+    expect(await fromEnv({})).toEqual(Either.right({ workspace: "./workspace", httpAllow: [], policies: {} }))
+  })
+
+  test("TAPE_WORKSPACE, TAPE_HTTP_ALLOW and TAPE_TOOL_POLICY are read", async () => {
+    expect(
+      await fromEnv({ TAPE_WORKSPACE: "/srv/ws", TAPE_HTTP_ALLOW: " example.com, api.github.com ,", TAPE_TOOL_POLICY: "eval=auto,http_get=ask" })
+    ).toEqual(
+      Either.right({ workspace: "/srv/ws", httpAllow: ["example.com", "api.github.com"], policies: { eval: "auto", http_get: "ask" } })
+    )
+  })
+
+  test("a bad TAPE_TOOL_POLICY is a config error naming the entry", async () => {
+    const result = await fromEnv({ TAPE_TOOL_POLICY: "eval=always" })
+    expect(Either.isLeft(result) && String(result.left)).toContain('bad entry "eval=always"')
+    expect(parsePolicies("nope=auto")).toEqual(Either.left(expect.stringContaining('bad entry "nope=auto"')))
+  })
+
+  test("the layer provides the catalogue built from config", async () => {
+    const specs = await Effect.runPromise(
+      Effect.map(ToolCatalogue, (tools) => tools.specs()).pipe(
+        Effect.provide(ToolCatalogue.layer),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["TAPE_TOOL_POLICY", "eval=auto"]])))
+      )
+    )
+    expect(specs.find((spec) => spec.name === "eval")?.policy).toBe("auto")
+  })
+})

@@ -1,0 +1,308 @@
+// SessionWriter on the memory store: rejections append nothing, concurrency keeps the tape gapless, one tick is one
+// append, adopt closes what was open without calling the model, and a writer picks up tapes already in the store.
+import { describe, expect, test } from "bun:test"
+import { Deferred, Effect, Either, Layer, Option } from "effect"
+import type { Envelope } from "../src/domain/Event.ts"
+import { summaryView } from "../src/domain/projections/summary.ts"
+import { fold } from "../src/domain/state.ts"
+import { layer as busLayer } from "../src/session/Bus.ts"
+import { layer as writerLayer, SessionWriter, WriterContext } from "../src/session/SessionWriter.ts"
+import { EventStore, type EventStoreShape } from "../src/store/EventStore.ts"
+import { makeMemory } from "../src/store/memory.ts"
+import { testContext, writerTestLayer } from "./support/context.ts"
+import { loadTape } from "./support/tapes.ts"
+
+const alice = "user:alice"
+
+const runWriter = <A, E>(program: Effect.Effect<A, E, SessionWriter | EventStore>) =>
+  Effect.runPromise(Effect.scoped(program.pipe(Effect.provide(writerTestLayer))))
+
+/** The writer over a memory store wrapped by `wrap` (to count, delay or gate its calls). */
+const runWith = <A, E>(wrap: (store: EventStoreShape) => Effect.Effect<EventStoreShape>, program: Effect.Effect<A, E, SessionWriter | EventStore>) => {
+  const store = Layer.effect(EventStore, Effect.flatMap(makeMemory, wrap))
+  const layer = writerLayer.pipe(Layer.provideMerge(busLayer), Layer.provideMerge(Layer.merge(store, Layer.succeed(WriterContext, testContext))))
+  return Effect.runPromise(Effect.scoped(program.pipe(Effect.provide(layer))))
+}
+
+const codeOf = <A>(r: Either.Either<A, { readonly _tag: string }>): string =>
+  Either.isLeft(r) ? (r.left._tag === "Rejection" && "code" in r.left ? String(r.left.code) : r.left._tag) : "ok"
+
+const gapless = (tape: ReadonlyArray<Envelope>) => tape.every((e, i) => e.seq === i + 1)
+
+describe("SessionWriter", () => {
+  test("an unknown session is rejected (unknown_session) and nothing is stored", async () => {
+    const out = await runWriter(
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const store = yield* EventStore
+        const r = yield* Effect.either(writer.submit("nope", { type: "send_message", text: "hi" }, alice))
+        const inspected = yield* Effect.either(writer.inspect("nope", (s) => s.head))
+        return { code: codeOf(r), inspected: codeOf(inspected), head: yield* store.head("nope"), ids: yield* store.sessionIds() }
+      })
+    )
+    expect(out).toEqual({ code: "unknown_session", inspected: "unknown_session", head: 0, ids: [] })
+  })
+
+  // BUG (src/session/SessionWriter.ts, entryOf): when the store's read is asynchronous (SQLite, PostgreSQL), a second
+  // submit that finds the first one loading an unknown id awaits its Deferred, gets Some(entry) for a head-0 entry
+  // whose drain fiber was just interrupted, enqueues into it and waits forever. Flip to `test` once fixed.
+  test("two concurrent submits to an unknown session are both rejected (neither hangs)", async () => {
+    // A store whose reads are asynchronous, like SQLite or PostgreSQL: the second submit finds the first one loading.
+    const asyncReads = (store: EventStoreShape) =>
+      Effect.succeed<EventStoreShape>({ ...store, read: (s, after, limit) => Effect.zipRight(Effect.yieldNow(), store.read(s, after, limit)) })
+    const out = await runWith(
+      asyncReads,
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const submit = Effect.either(writer.submit("ghost", { type: "send_message", text: "hi" }, alice))
+        return yield* Effect.all([submit, submit], { concurrency: "unbounded" }).pipe(Effect.timeout("500 millis"), Effect.option)
+      })
+    )
+    expect(Option.map(out, (rs) => rs.map(codeOf))).toEqual(Option.some(["unknown_session", "unknown_session"]))
+  })
+
+  test("a command that does not fit the state is a typed Rejection; nothing is appended; the writer goes on", async () => {
+    const out = await runWriter(
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const store = yield* EventStore
+        const session = yield* writer.create({ title: "t" })
+        const before = yield* store.head(session)
+        const bad = [
+          yield* Effect.either(writer.submit(session, { type: "interrupt" }, alice)),
+          yield* Effect.either(writer.submit(session, { type: "approve", callId: "call-9" }, alice)),
+          yield* Effect.either(writer.submit(session, { type: "model_delta", turnId: "turn-1", text: "x" }, "model"))
+        ]
+        const after = yield* store.head(session)
+        const good = yield* writer.submit(session, { type: "send_message", text: "hello" }, alice)
+        return {
+          codes: bad.map(codeOf),
+          tags: bad.map((r) => (Either.isLeft(r) ? r.left._tag : "none")),
+          before,
+          after,
+          good: good.events.map((e) => e.type),
+          head: good.head,
+          dropped: writer.droppedReports()
+        }
+      })
+    )
+    expect(out).toEqual({
+      codes: ["nothing_to_interrupt", "unknown_call", "stale"],
+      tags: ["Rejection", "Rejection", "Rejection"],
+      before: 1,
+      after: 1,
+      good: ["UserMessageAdded", "TurnStarted"],
+      head: 3,
+      dropped: 1
+    })
+  })
+
+  test("100 concurrent submits to one session give a gapless tape, every message exactly once", async () => {
+    const out = await runWriter(
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const store = yield* EventStore
+        const session = yield* writer.create()
+        const acks = yield* Effect.all(
+          Array.from({ length: 100 }, (_, i) => writer.submit(session, { type: "send_message", text: `m${i}` }, `user:c${i % 7}`)),
+          { concurrency: "unbounded" }
+        )
+        const tape = yield* store.read(session, 0)
+        const live = yield* writer.inspect(session, (s) => summaryView(s))
+        return { acks, tape, live, summary: yield* store.summary(session) }
+      })
+    )
+    expect(gapless(out.tape)).toBe(true)
+    expect(out.tape.length).toBe(1 + 100 + 1)
+    const texts = out.tape.flatMap((e) => (e.type === "UserMessageAdded" || e.type === "UserMessageQueued" ? [e.text] : []))
+    expect(texts.sort()).toEqual(Array.from({ length: 100 }, (_, i) => `m${i}`).sort())
+    expect(out.tape.filter((e) => e.type === "TurnStarted").length).toBe(1)
+    expect(out.tape.filter((e) => e.type === "UserMessageQueued").length).toBe(99)
+    // Each ack names exactly its own events.
+    expect(out.acks.flatMap((a) => a.events.map((e) => e.seq)).sort((a, b) => a - b)).toEqual(out.tape.slice(1).map((e) => e.seq))
+    expect(Option.getOrNull(out.summary)).toEqual(out.live)
+    expect(summaryView(fold(out.tape[0]!.session, out.tape))).toEqual(out.live)
+  })
+
+  test("inputs that arrive in one tick are decided in order and stored with one append", async () => {
+    let appends = 0
+    const counting = (store: EventStoreShape) =>
+      Effect.succeed<EventStoreShape>({ ...store, append: (s, h, events, summary) => Effect.zipRight(Effect.sync(() => appends++), store.append(s, h, events, summary)) })
+    const out = await runWith(
+      counting,
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const store = yield* EventStore
+        const session = yield* writer.create()
+        const first = yield* writer.submit(session, { type: "send_message", text: "go" }, alice)
+        const turnId = first.events[1]?.type === "TurnStarted" ? first.events[1].turnId : "?"
+        const before = appends
+        const acks = yield* Effect.all(
+          [
+            writer.submit(session, { type: "model_delta", turnId, text: "a" }, "model"),
+            writer.submit(session, { type: "model_delta", turnId, text: "b" }, "model"),
+            Effect.either(writer.submit(session, { type: "interrupt", reason: "x" }, alice)),
+            Effect.either(writer.submit(session, { type: "model_delta", turnId, text: "late" }, "model"))
+          ],
+          { concurrency: "unbounded" }
+        )
+        return { batchAppends: appends - before, acks, tape: yield* store.read(session, 0) }
+      })
+    )
+    expect(out.batchAppends).toBe(1)
+    expect(out.tape.slice(3).map((e) => (e.type === "AssistantDelta" ? `delta ${e.text}` : e.type))).toEqual([
+      "delta a",
+      "delta b",
+      "InterruptRequested",
+      "TurnInterrupted"
+    ])
+    // One `at` for the batch; the delta after the interrupt was decided against the state the interrupt left: dropped.
+    expect(new Set(out.tape.slice(3).map((e) => e.at)).size).toBe(1)
+    expect(codeOf(out.acks[3])).toBe("stale")
+  })
+
+  test("a writer picks up a tape already in the store and continues it", async () => {
+    const fixture = loadTape("approval-pending")
+    const out = await runWriter(
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const store = yield* EventStore
+        yield* store.append("approval-pending", 0, fixture, summaryView(fold("approval-pending", fixture)))
+        const ack = yield* writer.submit("approval-pending", { type: "approve", callId: "call-5" }, alice)
+        const again = yield* Effect.either(writer.submit("approval-pending", { type: "approve", callId: "call-5" }, alice))
+        return { head: ack.head, types: ack.events.map((e) => e.type), again: codeOf(again) }
+      })
+    )
+    expect(out).toEqual({ head: 7, types: ["ToolCallApproved"], again: "not_pending" })
+  })
+
+  describe("adopt", () => {
+    test("a fork whose prefix has an open turn and a running call: closed with reason fork; the model is not called", async () => {
+      const source = loadTape("restart-recovery").slice(0, 8)
+      const out = await runWriter(
+        Effect.gen(function* () {
+          const writer = yield* SessionWriter
+          const store = yield* EventStore
+          const session = yield* writer.adopt(source, { reason: "fork", forkedFrom: { session: "restart-recovery", seq: 8 } })
+          const tape = yield* store.read(session, 0)
+          const live = yield* writer.inspect(session, (s) => ({ phase: summaryView(s).phase, pending: [...s.commands.pending], streaming: s.interrupts.streaming }))
+          return { session, tape, live, summary: yield* store.summary(session) }
+        })
+      )
+      expect(out.session).not.toBe("restart-recovery")
+      expect(gapless(out.tape)).toBe(true)
+      expect(out.tape.every((e) => e.session === out.session)).toBe(true)
+      expect(out.tape[0]).toMatchObject({ type: "SessionCreated", forkedFrom: { session: "restart-recovery", seq: 8 } })
+      expect(out.tape.slice(1, 8).map((e) => e.type)).toEqual(source.slice(1).map((e) => e.type))
+      expect(out.tape.slice(8).map((e) => ({ ...e, at: 0 }))).toEqual([
+        { session: out.session, seq: 9, at: 0, by: "system", type: "TurnInterrupted", turnId: "turn-3", reason: "fork" },
+        { session: out.session, seq: 10, at: 0, by: "system", type: "ToolExecutionCancelled", callId: "call-5", reason: "fork", outcome: "unknown" }
+      ])
+      // No new TurnStarted: the only one is the copied one.
+      expect(out.tape.filter((e) => e.type === "TurnStarted").length).toBe(1)
+      expect(out.live).toEqual({ phase: "awaiting_approval", pending: ["call-7"], streaming: null })
+      expect(Option.getOrNull(out.summary)?.forkedFrom).toEqual({ session: "restart-recovery", seq: 8 })
+    })
+
+    test("queued messages in the prefix stay queued (no turn is started) until the next message", async () => {
+      const source = loadTape("queued-after-stream").slice(0, 6)
+      const out = await runWriter(
+        Effect.gen(function* () {
+          const writer = yield* SessionWriter
+          const store = yield* EventStore
+          const session = yield* writer.adopt(source, { reason: "fork" })
+          const adopted = yield* store.read(session, 0)
+          const next = yield* writer.submit(session, { type: "send_message", text: "go on" }, alice)
+          return { adopted, next: next.events.map((e) => e.type) }
+        })
+      )
+      expect(out.adopted.slice(6).map((e) => e.type)).toEqual(["TurnInterrupted"])
+      expect(out.adopted.filter((e) => e.type === "TurnStarted").length).toBe(1)
+      expect(out.next).toEqual(["QueuedMessagesFlushed", "UserMessageAdded", "TurnStarted"])
+    })
+
+    test("a tape with nothing open is copied as is; a malformed one is rejected", async () => {
+      const source = loadTape("plain-chat")
+      const out = await runWriter(
+        Effect.gen(function* () {
+          const writer = yield* SessionWriter
+          const store = yield* EventStore
+          const session = yield* writer.adopt(source, { reason: "import" })
+          const copied = yield* store.read(session, 0)
+          const gap = yield* Effect.either(writer.adopt([source[0]!, source[2]!], { reason: "import" }))
+          const headless = yield* Effect.either(writer.adopt(source.slice(1), { reason: "import" }))
+          return { copied, gap: codeOf(gap), headless: codeOf(headless) }
+        })
+      )
+      expect(out.copied.map((e) => ({ ...e, session: "x" }))).toEqual(source.map((e) => ({ ...e, session: "x" })))
+      expect(out).toMatchObject({ gap: "bad_tape", headless: "bad_tape" })
+    })
+  })
+
+  /** A store whose appends, once `hold()` is called, wait at the door until `release`; `entered` fires when one does. */
+  const gatedWriter = <A, E>(
+    body: (gate: { readonly hold: () => void; readonly entered: Deferred.Deferred<void>; readonly release: Deferred.Deferred<void> }) => Effect.Effect<A, E, SessionWriter | EventStore>
+  ) =>
+    Effect.runPromise(
+      Effect.gen(function* () {
+        const entered = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        let holding = false
+        const gated = (store: EventStoreShape) =>
+          Effect.succeed<EventStoreShape>({
+            ...store,
+            append: (s, h, events, summary) =>
+              holding
+                ? Effect.zipRight(Effect.zipRight(Deferred.succeed(entered, undefined), Deferred.await(release)), store.append(s, h, events, summary))
+                : store.append(s, h, events, summary)
+          })
+        const store = Layer.effect(EventStore, Effect.flatMap(makeMemory, gated))
+        const layer = writerLayer.pipe(Layer.provideMerge(busLayer), Layer.provideMerge(Layer.merge(store, Layer.succeed(WriterContext, testContext))))
+        return yield* body({ hold: () => (holding = true), entered, release }).pipe(Effect.provide(layer), Effect.scoped)
+      })
+    )
+
+  // BUG (src/session/SessionWriter.ts, inspect): documented as running "inside the session's queue", it reads
+  // entry.state directly, which runBatch evolves *before* store.append; so it sees events that are not stored (and
+  // that a failed append would roll back). Flip to `test` once fixed.
+  test("inspect runs inside the session's queue: it never sees events that are not stored yet", async () => {
+    const out = await gatedWriter(({ hold, entered, release }) =>
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const events = yield* EventStore
+        const session = yield* writer.create()
+        hold()
+        const fiber = yield* Effect.fork(writer.submit(session, { type: "send_message", text: "hi" }, alice))
+        yield* Deferred.await(entered)
+        const seen = yield* writer.inspect(session, (s) => s.head).pipe(Effect.timeout("200 millis"), Effect.option)
+        const stored = yield* events.head(session)
+        yield* Deferred.succeed(release, undefined)
+        yield* fiber.await
+        return { seen: Option.getOrNull(seen), stored }
+      })
+    )
+    // Either inspect waited for the batch (timed out here) or it saw only what is stored.
+    expect(out.seen === null || out.seen === out.stored).toBe(true)
+  })
+
+  // BUG (src/session/SessionWriter.ts, evictIdle): it skips sessions with inputs in the queue, but a batch already
+  // taken by the drain fiber is not in the queue; interrupting that fiber mid-append loses the batch and leaves its
+  // submitters waiting forever. Reached when an append takes longer than `olderThanMs` (or with evictIdle(0)).
+  test("evictIdle does not interrupt a batch in flight: its submit completes and its events are stored", async () => {
+    const out = await gatedWriter(({ hold, entered, release }) =>
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const events = yield* EventStore
+        const session = yield* writer.create()
+        hold()
+        const fiber = yield* Effect.fork(Effect.either(writer.submit(session, { type: "send_message", text: "hi" }, alice)))
+        yield* Deferred.await(entered)
+        yield* writer.evictIdle(0)
+        yield* Deferred.succeed(release, undefined)
+        const done = yield* fiber.await.pipe(Effect.timeout("500 millis"), Effect.option)
+        return { completed: Option.isSome(done), head: yield* events.head(session) }
+      })
+    )
+    expect(out).toEqual({ completed: true, head: 3 })
+  })
+})
