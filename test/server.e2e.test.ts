@@ -291,3 +291,24 @@ describe("fork and import", () => {
     c.close()
   })
 })
+
+describe("graceful shutdown", () => {
+  test("SIGTERM mid-stream closes sockets with a reason and records the turn as interrupted (reason shutdown)", async () => {
+    const dir = tempDir("term")
+    const script = writeScript(dir, { turns: [{ text: "z".repeat(3000), chunkChars: 2, delayMs: 2 }, { text: "after" }] })
+    const env = { LLM_SCRIPT: script, TAPE_STORE: "sqlite", TAPE_DATA: dir }
+    const first = await start(env)
+    const a = await Client.connect(first.port)
+    const session = await a.hello(null)
+    await a.command({ type: "send_message", text: "stream" })
+    await a.until(() => a.has((e) => e.type === "AssistantDelta"), "a delta")
+    expect(await first.stop("SIGTERM")).toBe(0)
+    await a.until(() => a.closed !== null, "the socket to close")
+    expect(a.closed).toEqual({ code: 1001, reason: "server shutting down" })
+    const second = await start(env)
+    const tape = await exportTape(second.port, session)
+    const interrupted = tape.find((e) => e.type === "TurnInterrupted")
+    expect(interrupted?.type === "TurnInterrupted" && interrupted.reason).toBe("shutdown")
+    expect(gapless(tape)).toBe(true)
+  })
+})
