@@ -1,91 +1,81 @@
 /**
- * The only place that launches layers: store, bus, writer, model, tools, runners, server.
- * Recovery (DESIGN.md rule 6) runs before the server accepts connections; SIGINT/SIGTERM shut down gracefully.
+ * The server process: store, bus, writer, model, tools, runners, server. Alone (SQLite, memory) it closes what a
+ * previous run left open before accepting connections (DESIGN.md rule 6); on PostgreSQL, leases and the reaper do
+ * that across processes. SIGINT/SIGTERM shut down gracefully.
  */
 import { BunHttpServer, BunRuntime } from "@effect/platform-bun"
 import { Effect, Layer, Logger, LogLevel } from "effect"
-import { LlmClient } from "./llm/LlmClient.ts"
+import { runFeed, runReaper } from "./cluster/Cluster.ts"
+import * as Leases from "./cluster/Leases.ts"
 import * as LlmRunner from "./llm/LlmRunner.ts"
+import { clusterUrl, coordination, core, externalWorkers } from "./runtime.ts"
 import { fromEnv, ModelInfoTag, ServerConfigTag } from "./server/Config.ts"
 import { serve } from "./server/Server.ts"
-import * as Bus from "./session/Bus.ts"
-import * as SessionWriter from "./session/SessionWriter.ts"
+import { SessionWriter } from "./session/SessionWriter.ts"
 import { EventStore } from "./store/EventStore.ts"
-import { layerFromConfig } from "./store/layer.ts"
-import { ToolCatalogue } from "./tools/catalogue.ts"
 import * as ToolRunner from "./tools/ToolRunner.ts"
 
 process.env.BAML_LOG ??= "warn"
 
 const OPEN_PHASES = new Set(["streaming", "executing"])
 
-/** Closes what was running when the process stopped: an interrupted turn, a cancelled execution (rule 6). */
-const closeOpen = (reason: "restart" | "shutdown") =>
-  Effect.gen(function* () {
-    const store = yield* EventStore
-    const writer = yield* SessionWriter.SessionWriter
-    const open = (yield* store.listSessions()).filter((s) => OPEN_PHASES.has(s.phase))
-    for (const s of open) {
-      yield* writer
-        .submit(s.session, { type: "close_open", reason, cancelApproved: false, settle: reason === "restart" }, "system")
-        .pipe(Effect.catchTag("Rejection", () => Effect.void))
-    }
-    return open
-  })
+/** Closes what was running when this (only) process stopped: an interrupted turn, a cancelled execution (rule 6). */
+const recover = Effect.gen(function* () {
+  const store = yield* EventStore
+  const writer = yield* SessionWriter
+  const open = (yield* store.listSessions()).filter((s) => OPEN_PHASES.has(s.phase))
+  for (const s of open) {
+    yield* writer
+      .submit(s.session, { type: "close_open", reason: "restart", cancelApproved: false, settle: true }, "system")
+      .pipe(Effect.catchTag("Rejection", () => Effect.void))
+  }
+  return open
+})
+
+const url = clusterUrl(process.env)
+const workers = externalWorkers(process.env)
 
 const program = Effect.gen(function* () {
-  const recovered = yield* closeOpen("restart")
+  const recovered = url === null ? yield* recover : []
   if (recovered.length > 0) yield* Effect.logInfo(`recovery: closed open turns/executions of ${recovered.length} session(s)`)
 
   const llmRunner = yield* LlmRunner.make
-  const toolRunner = yield* ToolRunner.make
-  for (const s of recovered) yield* toolRunner.resumeApproved(s.session).pipe(Effect.ignore)
+  const toolRunner = workers ? null : yield* ToolRunner.make
+  if (toolRunner) for (const s of recovered) yield* toolRunner.resumeApproved(s.session).pipe(Effect.ignore)
 
-  // Runs first on shutdown (finalizers run in reverse): stop the runners, then record what they left open.
+  // Finalizers run in reverse order: the server stops accepting and closes sockets first, then this records what
+  // this process was running as interrupted (reason "shutdown").
   yield* Effect.addFinalizer(() =>
     Effect.gen(function* () {
-      yield* llmRunner.stopAll
-      yield* toolRunner.stopAll
-      const closed = yield* closeOpen("shutdown").pipe(Effect.orElseSucceed(() => []))
-      yield* Effect.logInfo(`shut down; closed ${closed.length} open session(s)`)
+      yield* llmRunner.stopAll("shutdown")
+      if (toolRunner) yield* toolRunner.stopAll("shutdown")
+      yield* Effect.logInfo("shut down")
     })
   )
-  const { url } = yield* serve
+  const { url: listening } = yield* serve
   const info = yield* ModelInfoTag
   yield* Effect.sync(() => {
     // The one line a user and the tests look for.
-    process.stdout.write(`Agent Tape listening on ${url}\n`)
+    process.stdout.write(`Agent Tape listening on ${listening}\n`)
     if (info.offline) process.stdout.write(`Model: the built-in offline model (set ANTHROPIC_API_KEY, OPENAI_API_KEY, AWS credentials or LLM_BASE_URL for a real one)\n`)
     else process.stdout.write(`Model: ${info.model} (${info.provider})\n`)
+    if (url !== null) process.stdout.write(`Store: PostgreSQL, shared with other processes${workers ? "; tools run on workers (npm run worker)" : ""}\n`)
   })
   return yield* Effect.never
 })
 
-const config = fromEnv(process.env, () => crypto.randomUUID().replaceAll("-", ""))
+const clustered = Effect.gen(function* () {
+  yield* runFeed({ dropNotifications: process.env.TAPE_TEST_DROP_NOTIFY === "1" })
+  yield* runReaper
+  return yield* program
+})
 
-const Store = layerFromConfig
-const BusLive = Bus.layer.pipe(Layer.provide(Store))
-const Model = LlmClient.layer
-const Tools = ToolCatalogue.layer
-const WriterCtx = Layer.effect(
-  SessionWriter.WriterContext,
-  Effect.map(Effect.all([LlmClient, ToolCatalogue]), ([llm, tools]) => ({ model: llm.model, checkTool: tools.check }))
-)
-const Info = Layer.effect(
-  ModelInfoTag,
-  Effect.map(LlmClient, (llm) => ({ model: llm.model, provider: llm.kind, offline: llm.kind === "offline" }))
-)
-const Writer = SessionWriter.layer.pipe(Layer.provide(WriterCtx))
-const Services = Layer.provideMerge(Writer, Layer.mergeAll(Store, BusLive, Model, Tools)).pipe(
-  Layer.provideMerge(Layer.succeed(ServerConfigTag, config)),
-  (l) => Layer.provideMerge(Info, l)
-)
+const config = fromEnv(process.env, () => crypto.randomUUID().replaceAll("-", ""))
+const services = core().pipe(Layer.provideMerge(Layer.succeed(ServerConfigTag, config)))
 const level = process.env.TAPE_LOG_LEVEL === "debug" ? LogLevel.Debug : LogLevel.Info
 
-program.pipe(
-  Effect.scoped,
-  Effect.provide(Services),
-  Effect.provide(BunHttpServer.layerContext),
-  Logger.withMinimumLogLevel(level),
-  BunRuntime.runMain
-)
+const run = url === null
+  ? program.pipe(Effect.scoped, Effect.provide(Layer.merge(services, Leases.layerNone)))
+  : clustered.pipe(Effect.scoped, Effect.provide(Layer.merge(services, coordination(url))))
+
+run.pipe(Effect.provide(BunHttpServer.layerContext), Logger.withMinimumLogLevel(level), BunRuntime.runMain)

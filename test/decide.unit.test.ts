@@ -452,3 +452,16 @@ describe("decide is pure", () => {
     expect(Either.isLeft(decide(initialState("x"), { type: "interrupt" }, alice, testContext))).toBe(true)
   })
 })
+
+describe("abandon_turn / abandon_call (a process died: lease expired, or shutdown)", () => {
+  test("abandon_turn interrupts the streaming turn with the reason; for any other turn it is stale", () => {
+    const turnId = "turn-3"
+    given(streaming).when({ type: "abandon_turn", turnId, reason: "restart" }, "system").then([{ type: "TurnInterrupted", turnId, reason: "restart" }])
+    given(streaming).when({ type: "abandon_turn", turnId: "turn-999", reason: "restart" }, "system").then({ rejected: "stale" })
+  })
+  test("abandon_call cancels a running call with outcome unknown; an approved-but-not-started call is stale (it goes back to the queue)", () => {
+    const callId = "call-4"
+    given(running).when({ type: "abandon_call", callId, reason: "restart" }, "system").then([{ type: "ToolExecutionCancelled", callId, reason: "restart", outcome: "unknown" }])
+    given(approved).when({ type: "abandon_call", callId, reason: "restart" }, "system").then({ rejected: "stale" })
+  })
+})

@@ -46,6 +46,10 @@ export type Report =
    * `cancelApproved` also cancels approved-but-not-started calls (not_run); `settle` lets queued messages start a turn.
    */
   | { readonly type: "close_open"; readonly reason: string; readonly cancelApproved: boolean; readonly settle: boolean }
+  /** The process running this turn is gone (its lease expired, or it is shutting down): the turn is interrupted. */
+  | { readonly type: "abandon_turn"; readonly turnId: string; readonly reason: string }
+  /** The runner of this call is gone mid-run: cancelled with outcome unknown, never run again. */
+  | { readonly type: "abandon_call"; readonly callId: string; readonly reason: string }
 
 export type Input = Command | Report
 

@@ -247,6 +247,20 @@ export const decide = (s: SessionState, input: Input, by: Actor, ctx: DecideCont
       return ok(b)
     }
 
+    case "abandon_turn":
+      if (s.interrupts.streaming !== input.turnId) return reject("stale", `turn ${input.turnId} is not streaming`)
+      b.push({ type: "TurnInterrupted", turnId: input.turnId, reason: input.reason, by })
+      settleInto(s, b, ctx)
+      return ok(b)
+
+    case "abandon_call": {
+      const call = s.commands.calls.get(input.callId)
+      if (call?.status !== "running") return reject("stale", `tool call ${input.callId} is not running (it is ${call?.status ?? "unknown"})`)
+      b.push({ type: "ToolExecutionCancelled", callId: input.callId, reason: input.reason, outcome: "unknown", by })
+      settleInto(s, b, ctx)
+      return ok(b)
+    }
+
     default: {
       const _exhaustive: never = input
       return _exhaustive

@@ -6,6 +6,7 @@ import { Deferred, Effect, Fiber, Layer, Stream } from "effect"
 import type { Rejection } from "../domain/Command.ts"
 import type { Envelope } from "../domain/Event.ts"
 import { promptFor } from "../domain/projections/memory.ts"
+import { Leases } from "../cluster/Leases.ts"
 import { Bus } from "../session/Bus.ts"
 import { type Ack, SessionWriter } from "../session/SessionWriter.ts"
 import type { StoreError } from "../store/EventStore.ts"
@@ -19,10 +20,13 @@ export const make = Effect.gen(function* () {
   const writer = yield* SessionWriter
   const llm = yield* LlmClient
   const catalogue = yield* ToolCatalogue
-  const running = new Map<string, Fiber.RuntimeFiber<void, never>>()
+  const leases = yield* Leases
+  const running = new Map<string, { readonly fiber: Fiber.RuntimeFiber<void, never>; readonly session: string; readonly turnId: string }>()
 
   const runTurn = (session: string, turnId: string) =>
     Effect.gen(function* () {
+      // While this process streams the turn it holds a lease; if it dies, another process closes the turn.
+      yield* leases.hold("turn", session, turnId)
       const memory = yield* writer.inspect(session, (s) => promptFor(s, turnId))
       const tools = catalogue.specs().map(({ name, description, argsDoc }) => ({ name, description, argsDoc }))
       let last: Deferred.Deferred<Ack, Rejection | StoreError> | null = null
@@ -64,6 +68,7 @@ export const make = Effect.gen(function* () {
       )
       if (!ended && last !== null) yield* Effect.ignore(Deferred.await(last))
     }).pipe(
+      Effect.scoped,
       // A rejection here means the turn was closed meanwhile (rule 5): the writer dropped the report.
       Effect.catchAll((e) => Effect.logDebug(`turn ${turnId} of ${session} stopped reporting: ${e.message}`)),
       Effect.withSpan("LlmRunner.turn", { attributes: { session, turnId } })
@@ -73,18 +78,19 @@ export const make = Effect.gen(function* () {
     Effect.gen(function* () {
       switch (e.type) {
         case "TurnStarted": {
+          if (!writer.takeLocal(e.session, e.seq)) return
           const k = key(e.session, e.turnId)
           const fiber = yield* Effect.forkDaemon(
             runTurn(e.session, e.turnId).pipe(Effect.ensuring(Effect.sync(() => running.delete(k))))
           )
-          running.set(k, fiber)
+          running.set(k, { fiber, session: e.session, turnId: e.turnId })
           return
         }
         case "TurnInterrupted":
         case "TurnFailed":
         case "TurnCompleted": {
-          const fiber = running.get(key(e.session, e.turnId))
-          if (fiber && e.type === "TurnInterrupted") yield* Fiber.interrupt(fiber)
+          const run = running.get(key(e.session, e.turnId))
+          if (run && e.type === "TurnInterrupted") yield* Fiber.interrupt(run.fiber)
           return
         }
         default:
@@ -101,8 +107,16 @@ export const make = Effect.gen(function* () {
   return {
     /** Turns streaming in this process now. */
     running: () => running.size,
-    /** Interrupts every running turn (graceful shutdown). */
-    stopAll: Effect.suspend(() => Fiber.interruptAll([...running.values()]))
+    /** Stops every turn this process runs and records it as interrupted with `reason` (graceful shutdown). */
+    stopAll: (reason: string) =>
+      Effect.suspend(() => {
+        const runs = [...running.values()]
+        return Effect.forEach(runs, (r) =>
+          Fiber.interrupt(r.fiber).pipe(
+            Effect.zipRight(Effect.ignore(writer.submit(r.session, { type: "abandon_turn", turnId: r.turnId, reason }, "system")))
+          )
+        , { discard: true })
+      })
   }
 })
 

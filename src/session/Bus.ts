@@ -24,6 +24,13 @@ export interface BusShape {
    */
   readonly publish: (events: ReadonlyArray<Envelope>) => Effect.Effect<void>
   /**
+   * Offers envelopes that another process committed (read back from the store) to the subscribers of their session
+   * only — never to `subscribeAll`, whose consumers (the runners) act on this process's appends. Duplicates are dropped.
+   */
+  readonly publishRemote: (events: ReadonlyArray<Envelope>) => Effect.Effect<void>
+  /** Sessions that have at least one session subscriber now (what a cross-process feed must keep fresh). */
+  readonly watchedSessions: () => ReadonlyArray<string>
+  /**
    * Every envelope of `session` with seq > `afterSeq`, in seq order, with no gap and no duplicate: first read from the
    * store (catch-up), then live. The subscription is registered when the stream starts, before the catch-up read.
    */
@@ -102,11 +109,11 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
           })
       )
 
-    const publish = (events: ReadonlyArray<Envelope>) =>
+    const offer = (events: ReadonlyArray<Envelope>, toAll: boolean) =>
       Effect.sync(() => {
         for (const event of events) {
           for (const subscriber of subscribers) {
-            if (subscriber.session !== undefined && subscriber.session !== event.session) continue
+            if (subscriber.session === undefined ? !toAll : subscriber.session !== event.session) continue
             if (!subscriber.queue.unsafeOffer(event)) {
               dropped++
               if (!subscriber.dropped.has(event.session)) subscriber.dropped.set(event.session, event.seq)
@@ -114,6 +121,14 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
           }
         }
       })
+
+    const publish = (events: ReadonlyArray<Envelope>) => offer(events, true)
+    const publishRemote = (events: ReadonlyArray<Envelope>) => offer(events, false)
+    const watchedSessions = () => {
+      const sessions = new Set<string>()
+      for (const subscriber of subscribers) if (subscriber.session !== undefined) sessions.add(subscriber.session)
+      return [...sessions]
+    }
 
     const heal = (session: string, last: Map<string, number>, out: Array<Envelope>) => {
       heals++
@@ -184,7 +199,7 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
 
     const stats = Effect.sync((): BusStats => ({ subscribers: subscribers.size, dropped, heals }))
 
-    return { publish, subscribe, subscribeAll, stats } satisfies BusShape
+    return { publish, publishRemote, watchedSessions, subscribe, subscribeAll, stats } satisfies BusShape
   })
 
 /** The Bus over the EventStore, with default buffers. */

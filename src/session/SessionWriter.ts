@@ -37,6 +37,11 @@ export interface SessionWriterShape {
   ) => Effect.Effect<string, Rejection | StoreError>
   /** Runs `f` on the live state inside the session's queue (nothing else runs meanwhile). `f` must not keep references. */
   readonly inspect: <A>(session: string, f: (s: SessionState) => A) => Effect.Effect<A, Rejection | StoreError>
+  /**
+   * True once for a TurnStarted or ToolCallApproved that this process appended: runners act only on those, so a turn
+   * or call runs in the one process that decided it, never for events read back from the store (other processes, forks).
+   */
+  readonly takeLocal: (session: string, seq: number) => boolean
   /** Reports for turns or calls no longer active, dropped since start (rule 5). */
   readonly droppedReports: () => number
   /** Drops idle sessions' state from memory (it is reloaded from the store on next use). */
@@ -64,13 +69,18 @@ interface Entry {
   evicted: boolean
   /** True while the drain fiber holds a batch. */
   busy: boolean
+  /** Set after a conflict: other processes write this session too, so read what they appended before deciding. */
+  shared: boolean
   /** Held while a batch is decided and appended, and while `inspect` reads: readers never see unstored events. */
   readonly lock: Effect.Semaphore
 }
 
-/** Appends retried on a concurrent writer's conflict (other processes on PostgreSQL). */
-const CONFLICT_RETRIES = 8
+/** Appends retried on a concurrent writer's conflict (other processes on PostgreSQL), with capped jittered backoff. */
+const CONFLICT_RETRIES = 40
+const BACKOFF_CAP_MS = 50
 const MAX_BATCH = 512
+/** Local triggers kept for runners; a process with no runner for a kind lets the oldest go. */
+const MAX_LOCAL_TRIGGERS = 10_000
 
 const isReport = (input: Input): boolean =>
   input.type.startsWith("model_") || input.type.startsWith("tool_")
@@ -83,6 +93,15 @@ export const make = Effect.gen(function* () {
   /** Loaded entries, for eviction. */
   const live = new Map<string, Entry>()
   let dropped = 0
+  const local = new Set<string>()
+  const markLocal = (events: ReadonlyArray<Envelope>) => {
+    for (const e of events) {
+      if (e.type !== "TurnStarted" && e.type !== "ToolCallApproved") continue
+      local.add(`${e.session}\u0000${e.seq}`)
+      if (local.size > MAX_LOCAL_TRIGGERS) local.delete(local.values().next().value!)
+    }
+  }
+  const takeLocal = (session: string, seq: number) => local.delete(`${session}\u0000${seq}`)
 
   const load = (session: string) =>
     Effect.gen(function* () {
@@ -103,6 +122,7 @@ export const make = Effect.gen(function* () {
   /** Decides a batch in order against the live state, appends what it produced as one batch, then publishes. */
   const runBatch = (session: string, entry: Entry, batch: ReadonlyArray<Pending>) =>
     Effect.gen(function* () {
+      if (entry.shared) yield* catchUp(session, entry)
       const base = entry.state.head
       const now = yield* Clock.currentTimeMillis
       const at = Math.max(now, entry.lastAt)
@@ -126,6 +146,7 @@ export const make = Effect.gen(function* () {
         )
         if (!ok) return false
         entry.lastAt = at
+        markLocal(appended)
         yield* bus.publish(appended)
       }
       for (let i = 0; i < batch.length; i++) {
@@ -148,6 +169,7 @@ export const make = Effect.gen(function* () {
         if (Either.isRight(result) && result.right) return
         // The live state may hold events that were not stored: rebuild it from the store before anything else.
         entry.state = yield* load(session).pipe(Effect.orElseSucceed(() => initialState(session)))
+        entry.shared = true
         if (Either.isLeft(result) || attempt >= CONFLICT_RETRIES) {
           const error = Either.isLeft(result)
             ? result.left
@@ -155,7 +177,7 @@ export const make = Effect.gen(function* () {
           for (const p of batch) yield* Deferred.fail(p.done, error)
           return
         }
-        const jitter = yield* Random.nextIntBetween(1, 5 * 2 ** attempt)
+        const jitter = yield* Random.nextIntBetween(1, Math.min(BACKOFF_CAP_MS, 2 * 2 ** attempt) + 1)
         yield* Effect.sleep(jitter)
       }
     })
@@ -184,7 +206,7 @@ export const make = Effect.gen(function* () {
       const queue = yield* Queue.unbounded<Pending>()
       const lock = yield* Effect.makeSemaphore(1)
       const now = yield* Clock.currentTimeMillis
-      const entry: Entry = { state, queue, lastAt: state.counters.updatedAt, lastUsed: now, fiber: null, evicted: false, busy: false, lock }
+      const entry: Entry = { state, queue, lastAt: state.counters.updatedAt, lastUsed: now, fiber: null, evicted: false, busy: false, shared: false, lock }
       entry.fiber = yield* Effect.forkIn(drain(state.session, entry), scope)
       return entry
     })
@@ -317,7 +339,7 @@ export const make = Effect.gen(function* () {
       return n
     })
 
-  return SessionWriter.of({ submit, offer, create, adopt, inspect, droppedReports: () => dropped, evictIdle })
+  return SessionWriter.of({ submit, offer, takeLocal, create, adopt, inspect, droppedReports: () => dropped, evictIdle })
 })
 
 export const layer = Layer.scoped(SessionWriter, make)

@@ -32,7 +32,8 @@ export const layerFromConfig: Layer.Layer<EventStore, StoreError> = Layer.unwrap
         if (Option.isNone(url) || Redacted.value(url.value).trim() === "") {
           return yield* new StoreError({ message: "TAPE_STORE=postgres needs DATABASE_URL (e.g. postgres://user@host:5432/db)" })
         }
-        return layerPg({ url: url.value })
+        const workers = (yield* Config.string("TAPE_TOOL_WORKERS").pipe(Config.withDefault(""))).trim()
+        return layerPg({ url: url.value, toolQueue: workers === "external" })
       }
       default:
         return yield* new StoreError({ message: `TAPE_STORE must be sqlite, memory or postgres, not "${kind}"` })

@@ -15,7 +15,12 @@ export interface PgOptions {
   readonly url: string | Redacted.Redacted
   /** Pool size (default 10). */
   readonly maxConnections?: number
+  /** Queue approved tool calls for worker processes (`tool_jobs`), in the same transaction as the approval. */
+  readonly toolQueue?: boolean
 }
+
+/** The channel every commit is announced on, as `<session>:<head>`. */
+export const COMMIT_CHANNEL = "tape_commits"
 
 /** Arbitrary key of the advisory lock that serialises migrations across processes. */
 const migrationLockKey = 7_261_150_001
@@ -44,6 +49,31 @@ const pgDialect: Dialect = {
         )`,
         `CREATE INDEX sessions_updated_at ON sessions (updated_at DESC)`
       ]
+    },
+    {
+      version: 2,
+      name: "leases and tool jobs",
+      statements: [
+        `CREATE TABLE leases (
+          kind TEXT NOT NULL,
+          session TEXT NOT NULL,
+          key TEXT NOT NULL,
+          owner TEXT NOT NULL,
+          expires_at DOUBLE PRECISION NOT NULL,
+          PRIMARY KEY (kind, session, key)
+        )`,
+        `CREATE TABLE tool_jobs (
+          session TEXT NOT NULL,
+          call_id TEXT NOT NULL,
+          approved_seq INTEGER NOT NULL,
+          status TEXT NOT NULL,
+          owner TEXT,
+          expires_at DOUBLE PRECISION,
+          created_at DOUBLE PRECISION NOT NULL,
+          PRIMARY KEY (session, call_id)
+        )`,
+        `CREATE INDEX tool_jobs_status ON tool_jobs (status, created_at)`
+      ]
     }
   ],
   migrationLock: (sql) => Effect.asVoid(sql`SELECT pg_advisory_xact_lock(${migrationLockKey})`),
@@ -56,6 +86,19 @@ const pgDialect: Dialect = {
     return typeof cause === "object" && cause !== null && "code" in cause && cause.code === "23505"
   }
 }
+
+/** Announces the commit (delivered only if the transaction commits) and queues approved calls for workers. */
+const afterAppend = (toolQueue: boolean): NonNullable<Dialect["afterAppend"]> => (sql, session, events, head) =>
+  Effect.gen(function*() {
+    // pg_notify() as a plain SELECT: the driver's notify() sends a bind parameter PostgreSQL refuses.
+    yield* sql`SELECT pg_notify(${COMMIT_CHANNEL}, ${`${session}:${head}`})`
+    if (!toolQueue) return
+    for (const e of events) {
+      if (e.type !== "ToolCallApproved") continue
+      yield* sql`INSERT INTO tool_jobs (session, call_id, approved_seq, status, created_at)
+        VALUES (${session}, ${e.callId}, ${e.seq}, 'queued', ${e.at}) ON CONFLICT DO NOTHING`
+    }
+  })
 
 /** EventStore in PostgreSQL, migrated on start. */
 export const layerPg = (options: PgOptions): Layer.Layer<EventStore, StoreError> =>
@@ -70,6 +113,6 @@ export const layerPg = (options: PgOptions): Layer.Layer<EventStore, StoreError>
         Effect.catchTag("SqlError", (cause) => new StoreError({ message: `cannot connect to PostgreSQL: ${cause.message}`, cause }))
       )
       yield* migrate(pgDialect).pipe(Effect.provideService(SqlClient.SqlClient, client))
-      return yield* makeSqlStore(pgDialect).pipe(Effect.provideService(SqlClient.SqlClient, client))
+      return yield* makeSqlStore({ ...pgDialect, afterAppend: afterAppend(options.toolQueue ?? false) }).pipe(Effect.provideService(SqlClient.SqlClient, client))
     })
   ).pipe(Layer.provide(Reactivity.layer))

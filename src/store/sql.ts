@@ -28,6 +28,16 @@ export interface Dialect {
   readonly insertEvents: (sql: SqlClient.SqlClient, session: string, rows: string) => Statement.Statement<object>
   /** Whether a driver error is a primary-key / unique violation. */
   readonly isUniqueViolation: (error: SqlError) => boolean
+  /**
+   * Runs inside the append's transaction, after the rows: what must commit with the events or not at all
+   * (PostgreSQL: the commit announcement and the tool-job outbox).
+   */
+  readonly afterAppend?: (
+    sql: SqlClient.SqlClient,
+    session: string,
+    events: ReadonlyArray<Envelope>,
+    head: number
+  ) => Effect.Effect<void, SqlError>
 }
 
 const storeError = (message: string, extra: { readonly session?: string } = {}) => (cause: SqlError) =>
@@ -90,6 +100,7 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
         yield* sql`INSERT INTO sessions (session, summary, head, updated_at)
           VALUES (${session}, ${summaryJson}, ${summary.head}, ${summary.updatedAt})
           ON CONFLICT (session) DO UPDATE SET summary = excluded.summary, head = excluded.head, updated_at = excluded.updated_at`
+        if (dialect.afterAppend && checked.length > 0) yield* dialect.afterAppend(sql, session, checked, expectedHead + checked.length)
       })
       yield* sql.withTransaction(write).pipe(
         Effect.catchTag("SqlError", (cause): Effect.Effect<never, AppendConflict | StoreError> =>

@@ -4,6 +4,7 @@
  */
 import { Effect, Fiber, Stream } from "effect"
 import type { Envelope } from "../domain/Event.ts"
+import { Leases } from "../cluster/Leases.ts"
 import { Bus } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { ToolCatalogue } from "./catalogue.ts"
@@ -14,10 +15,12 @@ export const make = Effect.gen(function* () {
   const bus = yield* Bus
   const writer = yield* SessionWriter
   const catalogue = yield* ToolCatalogue
-  const running = new Map<string, Fiber.RuntimeFiber<void, never>>()
+  const leases = yield* Leases
+  const running = new Map<string, { readonly fiber: Fiber.RuntimeFiber<void, never>; readonly session: string; readonly callId: string }>()
 
   const execute = (session: string, callId: string) =>
     Effect.gen(function* () {
+      yield* leases.hold("call", session, callId)
       // Started is appended before the tool runs: a call is never run without it, and never twice (rule 2).
       yield* writer.submit(session, { type: "tool_started", callId }, "tool")
       const call = yield* writer.inspect(session, (s) => {
@@ -34,6 +37,7 @@ export const make = Effect.gen(function* () {
         "tool"
       )
     }).pipe(
+      Effect.scoped,
       Effect.catchAll((e) => Effect.logDebug(`tool call ${callId} of ${session} stopped: ${e.message}`)),
       Effect.withSpan("ToolRunner.execute", { attributes: { session, callId } })
     )
@@ -43,15 +47,18 @@ export const make = Effect.gen(function* () {
       const k = key(session, callId)
       if (running.has(k)) return
       const fiber = yield* Effect.forkDaemon(execute(session, callId).pipe(Effect.ensuring(Effect.sync(() => running.delete(k)))))
-      running.set(k, fiber)
+      running.set(k, { fiber, session, callId })
     })
 
   const onEvent = (e: Envelope) =>
     Effect.gen(function* () {
-      if (e.type === "ToolCallApproved") return yield* dispatch(e.session, e.callId)
+      if (e.type === "ToolCallApproved") {
+        if (writer.takeLocal(e.session, e.seq)) yield* dispatch(e.session, e.callId)
+        return
+      }
       if (e.type === "ToolExecutionCancelled") {
-        const fiber = running.get(key(e.session, e.callId))
-        if (fiber) yield* Fiber.interrupt(fiber)
+        const run = running.get(key(e.session, e.callId))
+        if (run) yield* Fiber.interrupt(run.fiber)
       }
     })
 
@@ -74,7 +81,15 @@ export const make = Effect.gen(function* () {
   return {
     resumeApproved,
     running: () => running.size,
-    stopAll: Effect.suspend(() => Fiber.interruptAll([...running.values()]))
+    /** Stops every call this process runs and records it as cancelled (outcome unknown) with `reason`. */
+    stopAll: (reason: string) =>
+      Effect.suspend(() =>
+        Effect.forEach([...running.values()], (r) =>
+          Fiber.interrupt(r.fiber).pipe(
+            Effect.zipRight(Effect.ignore(writer.submit(r.session, { type: "abandon_call", callId: r.callId, reason }, "system")))
+          )
+        , { discard: true })
+      )
   }
 })
 

@@ -15,6 +15,7 @@ import * as Bus from "../../src/session/Bus.ts"
 import * as SessionWriter from "../../src/session/SessionWriter.ts"
 import { EventStore } from "../../src/store/EventStore.ts"
 import { layerMemory } from "../../src/store/memory.ts"
+import * as Leases from "../../src/cluster/Leases.ts"
 import { ToolCatalogue } from "../../src/tools/catalogue.ts"
 import * as ToolRunner from "../../src/tools/ToolRunner.ts"
 
@@ -54,7 +55,7 @@ export const makePipeline = (script: Script): Effect.Effect<Pipeline, unknown, S
       Effect.map(Effect.all([LlmClient, ToolCatalogue]), ([llm, catalogue]) => ({ model: llm.model, checkTool: catalogue.check }))
     )
     const writer = SessionWriter.layer.pipe(Layer.provide(writerContext))
-    const services = Layer.provideMerge(writer, Layer.mergeAll(store, model, tools))
+    const services = Layer.provideMerge(writer, Layer.mergeAll(store, model, tools, Leases.layerNone))
     const context = yield* Layer.build(services)
 
     yield* LlmRunner.make.pipe(Effect.provide(context))

@@ -1,0 +1,154 @@
+/**
+ * Running several processes on one PostgreSQL store: the commit feed (LISTEN + a periodic check that heals missed
+ * notifications), the reaper (closes turns and calls whose process died), and the tool-worker claim loop.
+ */
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Duration, Effect, Either, Option, Redacted, Schedule, Stream } from "effect"
+import { Bus } from "../session/Bus.ts"
+import { SessionWriter } from "../session/SessionWriter.ts"
+import { EventStore } from "../store/EventStore.ts"
+import { COMMIT_CHANNEL } from "../store/pg.ts"
+import { ToolCatalogue } from "../tools/catalogue.ts"
+import { LEASE_MS, Leases } from "./Leases.ts"
+
+/** A pool for the cluster's own queries and the LISTEN connection. */
+export const layerClient = (url: string) =>
+  PgClient.layer({ url: Redacted.make(url), maxConnections: 4, applicationName: "agent-tape-cluster" })
+
+/**
+ * Keeps this process's session subscribers fresh with what other processes commit: each notification hands the
+ * newest event to the Bus, which reads any gap from the store; every second each watched session is checked anyway,
+ * so a lost notification delays delivery, never loses it.
+ */
+export const runFeed = (options: { readonly dropNotifications?: boolean } = {}) =>
+  Effect.gen(function* () {
+    const pg = yield* PgClient.PgClient
+    const bus = yield* Bus
+    const store = yield* EventStore
+    const refresh = (session: string, head?: number) =>
+      Effect.gen(function* () {
+        const h = head ?? (yield* store.head(session))
+        if (h > 0) yield* bus.publishRemote(yield* store.read(session, h - 1, 1))
+      }).pipe(Effect.catchAll((e) => Effect.logWarning(`feed could not read ${session}: ${e.message}`)))
+
+    yield* pg.listen(COMMIT_CHANNEL).pipe(
+      Stream.runForEach((payload) => {
+        if (options.dropNotifications) return Effect.void
+        const i = payload.lastIndexOf(":")
+        const session = payload.slice(0, i)
+        const head = Number(payload.slice(i + 1))
+        return bus.watchedSessions().includes(session) ? refresh(session, head) : Effect.void
+      }),
+      Effect.catchAll((e) => Effect.logWarning(`commit feed: ${e.message}; listening again`)),
+      Effect.repeat(Schedule.spaced(Duration.seconds(1))),
+      Effect.forkScoped
+    )
+    yield* Effect.suspend(() => Effect.forEach(bus.watchedSessions(), (s) => refresh(s), { discard: true })).pipe(
+      Effect.repeat(Schedule.spaced(Duration.seconds(1))),
+      Effect.forkScoped
+    )
+  })
+
+/**
+ * Every second: turns and calls whose lease expired are closed as the rules say (TurnInterrupted / Cancelled with
+ * outcome unknown, reason "restart"); a call that never started goes back to the queue. A turn left streaming with no
+ * lease at all (its process died before taking one) is closed once the session has been silent for a while.
+ */
+export const runReaper = Effect.gen(function* () {
+  const leases = yield* Leases
+  const writer = yield* SessionWriter
+  const store = yield* EventStore
+  const sql = yield* SqlClient.SqlClient
+  const sweep = Effect.gen(function* () {
+    for (const lease of yield* leases.takeExpired()) {
+      if (lease.kind === "turn") {
+        yield* Effect.ignore(writer.submit(lease.session, { type: "abandon_turn", turnId: lease.key, reason: "restart" }, "system"))
+        continue
+      }
+      const r = yield* Effect.either(writer.submit(lease.session, { type: "abandon_call", callId: lease.key, reason: "restart" }, "system"))
+      const stillApproved = Either.isLeft(r) && (yield* writer.inspect(lease.session, (s) => s.commands.calls.get(lease.key)?.status === "approved").pipe(Effect.orElseSucceed(() => false)))
+      yield* Effect.ignore(
+        stillApproved
+          ? sql`UPDATE tool_jobs SET status = 'queued', owner = NULL, expires_at = NULL WHERE session = ${lease.session} AND call_id = ${lease.key}`
+          : sql`DELETE FROM tool_jobs WHERE session = ${lease.session} AND call_id = ${lease.key}`
+      )
+    }
+    const silentSince = Date.now() - 3 * LEASE_MS
+    for (const s of yield* store.listSessions()) {
+      if (s.phase !== "streaming" || s.updatedAt > silentSince || (yield* leases.held("turn", s.session))) continue
+      const turnId = yield* writer.inspect(s.session, (st) => st.interrupts.streaming)
+      if (turnId) yield* Effect.ignore(writer.submit(s.session, { type: "abandon_turn", turnId, reason: "restart" }, "system"))
+    }
+  }).pipe(Effect.catchAll((e) => Effect.logWarning(`reaper: ${e.message}`)))
+  yield* sweep.pipe(Effect.repeat(Schedule.spaced(Duration.seconds(1))), Effect.forkScoped)
+})
+
+/**
+ * A tool worker: claims approved calls from `tool_jobs` (FOR UPDATE SKIP LOCKED), holds a lease on each, appends
+ * ToolExecutionStarted (the point after which it is never run again), runs it in the sandbox and reports the result.
+ * A cancellation on the tape stops the run.
+ */
+export const runWorker = (concurrency: number) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const leases = yield* Leases
+    const writer = yield* SessionWriter
+    const bus = yield* Bus
+    const catalogue = yield* ToolCatalogue
+    const slots = yield* Effect.makeSemaphore(concurrency)
+
+    const claim = sql<{ session: string; call_id: string }>`
+      UPDATE tool_jobs SET status = 'claimed', owner = ${leases.owner}, expires_at = ${Date.now() + LEASE_MS}
+      WHERE (session, call_id) IN (
+        SELECT session, call_id FROM tool_jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
+      ) RETURNING session, call_id`
+
+    const execute = (session: string, callId: string) =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          yield* leases.hold("call", session, callId)
+          const started = yield* Effect.either(writer.submit(session, { type: "tool_started", callId }, "tool"))
+          if (Either.isLeft(started)) return
+          yield* sql`UPDATE tool_jobs SET status = 'started' WHERE session = ${session} AND call_id = ${callId}`
+          const call = yield* writer.inspect(session, (s) => {
+            const c = s.commands.calls.get(callId)
+            return c ? { tool: c.tool, args: c.args } : null
+          })
+          if (call === null) return
+          const cancelled = bus.subscribe(session, started.right.head).pipe(
+            Stream.filter((e) => e.type === "ToolExecutionCancelled" && e.callId === callId),
+            Stream.runHead
+          )
+          const result = yield* Effect.raceFirst(
+            Effect.map(Effect.either(catalogue.run(call.tool, call.args)), Option.some),
+            Effect.as(cancelled, Option.none())
+          )
+          if (Option.isNone(result)) return
+          const r = result.value
+          yield* writer.submit(
+            session,
+            Either.isRight(r)
+              ? { type: "tool_succeeded", callId, output: r.right.output, ...(r.right.truncated ? { truncated: true } : {}) }
+              : { type: "tool_failed", callId, error: r.left.message },
+            "tool"
+          )
+        })
+      ).pipe(
+        Effect.catchAll((e) => Effect.logDebug(`worker: call ${callId} of ${session}: ${e.message}`)),
+        Effect.ensuring(Effect.ignore(sql`DELETE FROM tool_jobs WHERE session = ${session} AND call_id = ${callId} AND owner = ${leases.owner}`))
+      )
+
+    const loop = Effect.gen(function* () {
+      yield* slots.take(1)
+      const rows = yield* claim.pipe(Effect.orElseSucceed(() => []))
+      const job = rows[0]
+      if (!job) {
+        yield* slots.release(1)
+        yield* Effect.sleep(Duration.millis(200))
+        return
+      }
+      yield* execute(job.session, job.call_id).pipe(Effect.ensuring(slots.release(1)), Effect.forkScoped)
+    })
+    yield* loop.pipe(Effect.forever, Effect.forkScoped)
+  })

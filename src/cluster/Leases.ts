@@ -1,0 +1,67 @@
+/**
+ * Leases: "this process is running that turn / call", renewed while it runs. Only PostgreSQL needs them (several
+ * processes share one store); alone, a process's own restart recovery closes what it left open, so `layerNone`.
+ */
+import { SqlClient } from "@effect/sql"
+import { Context, Duration, Effect, Layer, type Scope, Schedule } from "effect"
+
+export type LeaseKind = "turn" | "call"
+
+export interface LeasesShape {
+  /** This process's id, recorded as the owner of what it holds. */
+  readonly owner: string
+  /** Holds a lease for the life of the scope: taken now, renewed in the background, released when the scope closes. */
+  readonly hold: (kind: LeaseKind, session: string, key: string) => Effect.Effect<void, never, Scope.Scope>
+  /** Takes every lease whose holder stopped renewing it (deleting it, so only one process handles each). */
+  readonly takeExpired: () => Effect.Effect<ReadonlyArray<{ readonly kind: LeaseKind; readonly session: string; readonly key: string }>>
+  /** Whether anyone holds a live lease of this kind on the session. */
+  readonly held: (kind: LeaseKind, session: string) => Effect.Effect<boolean>
+}
+
+export class Leases extends Context.Tag("tape/Leases")<Leases, LeasesShape>() {}
+
+/** How long a lease lives without renewal; renewed three times per period. */
+export const LEASE_MS = 5_000
+
+export const newOwner = () => `${process.pid}-${crypto.randomUUID().slice(0, 8)}`
+
+/** One process alone: nothing to coordinate. */
+export const layerNone = Layer.succeed(Leases, {
+  owner: "local",
+  hold: () => Effect.void,
+  takeExpired: () => Effect.succeed([]),
+  held: () => Effect.succeed(false)
+})
+
+/** Leases in the shared PostgreSQL database (table `leases`, created by the store's migrations). */
+export const layerPg = (owner: string, leaseMs: number = LEASE_MS) =>
+  Layer.effect(
+    Leases,
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const put = (kind: LeaseKind, session: string, key: string) =>
+        sql`INSERT INTO leases (kind, session, key, owner, expires_at) VALUES (${kind}, ${session}, ${key}, ${owner}, ${Date.now() + leaseMs})
+          ON CONFLICT (kind, session, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`
+      const hold = (kind: LeaseKind, session: string, key: string) =>
+        Effect.gen(function* () {
+          yield* Effect.ignoreLogged(put(kind, session, key))
+          yield* Effect.ignoreLogged(put(kind, session, key)).pipe(
+            Effect.repeat(Schedule.spaced(Duration.millis(Math.floor(leaseMs / 3)))),
+            Effect.forkScoped
+          )
+          yield* Effect.addFinalizer(() =>
+            Effect.ignoreLogged(sql`DELETE FROM leases WHERE kind = ${kind} AND session = ${session} AND key = ${key} AND owner = ${owner}`)
+          )
+        })
+      const takeExpired = () =>
+        sql<{ kind: LeaseKind; session: string; key: string }>`DELETE FROM leases WHERE expires_at < ${Date.now()} RETURNING kind, session, key`.pipe(
+          Effect.orElseSucceed(() => [])
+        )
+      const held = (kind: LeaseKind, session: string) =>
+        sql<{ n: number }>`SELECT COUNT(*)::int AS n FROM leases WHERE kind = ${kind} AND session = ${session} AND expires_at >= ${Date.now()}`.pipe(
+          Effect.map((rows) => (rows[0]?.n ?? 0) > 0),
+          Effect.orElseSucceed(() => true)
+        )
+      return { owner, hold, takeExpired, held }
+    })
+  )
