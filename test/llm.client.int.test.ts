@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test"
 import { Chunk, Deferred, Effect, Either, Fiber, type Layer, Stream } from "effect"
 import type { LlmMemory } from "../src/domain/projections/memoryTypes.ts"
 import { LlmClient, type LlmChunk, LlmError, type ToolDoc } from "../src/llm/LlmClient.ts"
-import { type EndpointEvent, OfflineEndpoint, type Script, ScriptError } from "../src/llm/offline.ts"
+import { type EndpointEvent, OfflineEndpoint, renderReply, type Script, ScriptError } from "../src/llm/offline.ts"
 
 const tools: ReadonlyArray<ToolDoc> = [
   { name: "eval", description: "Run JavaScript in a sandbox", argsDoc: "{ code: string }" },
@@ -41,8 +41,29 @@ describe("LlmClient (scripted model over HTTP)", () => {
     expect(ds.length).toBeGreaterThanOrEqual(3)
     expect(ds.every((d) => d.length > 0)).toBe(true)
     expect(ds.join("")).toBe(text)
-    expect(chunks.at(-1)).toEqual({ type: "done" })
+    expect(chunks.at(-1)?.type).toBe("done")
     expect(chunks.filter((c) => c.type === "done")).toHaveLength(1)
+  })
+
+  test("done carries the token usage of the endpoint's usage chunk", async () => {
+    const text = "Counting tokens."
+    const script: Script = { turns: [{ text, toolCalls: [{ tool: "eval", args: { code: "1" } }], chunkChars: 8, delayMs: 0 }] }
+    const chunks = expectChunks(await run(LlmClient.layerScripted(script), turn(ask("how many tokens?"), "t1")))
+    const done = chunks.at(-1)
+    if (done?.type !== "done" || done.usage === undefined) throw new Error(`expected done with usage, got ${JSON.stringify(done)}`)
+    // The endpoint counts a token per 4 characters of the raw reply, and of the prompt (system prompt included).
+    expect(done.usage.outputTokens).toBe(Math.ceil(renderReply(text, [{ tool: "eval", args: { code: "1" } }]).length / 4))
+    expect(done.usage.inputTokens).toBeGreaterThan(100)
+  })
+
+  test("every SSE chunk reaches the stream as its own delta (no batching)", async () => {
+    const text = "abcdefghij".repeat(20)
+    const script: Script = { turns: [{ text, chunkChars: 2, delayMs: 20 }] }
+    const chunks = expectChunks(await run(LlmClient.layerScripted(script), turn(ask("spell it out"), "t1")))
+    const ds = deltas(chunks)
+    expect(ds.join("")).toBe(text)
+    // 100 two-character chunks of text; BAML's own stream delivers a partial about every 100 ms (~20 here).
+    expect(ds.length).toBeGreaterThanOrEqual(50)
   })
 
   test("a tool call is parsed into { tool, args, description } and reported once, after the text", async () => {

@@ -1,6 +1,8 @@
 /**
  * The model as a stream of chunks: LLM memory and tool catalogue in, text deltas and complete tool calls out,
  * through the BAML `Chat` function. Owns the only dependency on baml_client; it decides nothing about sessions.
+ * OpenAI-style and Anthropic providers take the fast path (BAML builds the request and parses the text; we
+ * send it and read the SSE stream: every chunk, with usage); others (Bedrock) go through BAML's own stream.
  */
 import { BamlAbortError, BamlClientHttpError, BamlValidationError, getLogLevel, setLogLevel, toBamlError } from "@boundaryml/baml"
 import { Context, Data, Effect, Layer, Runtime, Stream } from "effect"
@@ -10,6 +12,8 @@ import type { JsonObject } from "../domain/Event.ts"
 import type { LlmMemory } from "../domain/projections/memoryTypes.ts"
 import { loadScript, OfflineEndpoint, type OfflineOptions, type Script, ScriptError, serveOffline, TURN_HEADER } from "./offline.ts"
 import { type Env, type Provider, providerKind, type ProviderKind, selectProvider } from "./provider.ts"
+import type { TokenUsage } from "./sse.ts"
+import { dialectOf, prepareRequest, RETRY_POLICIES, streamChat, StreamRequestError } from "./streamRequest.ts"
 
 /** One entry of the tool catalogue shown to the model. */
 export interface ToolDoc {
@@ -43,7 +47,7 @@ export type LlmChunk =
   /** The reply ended normally. */
   | { readonly type: "done"; readonly usage?: LlmUsage }
 
-/** The provider failed after BAML's retries, or the reply could not be parsed. */
+/** The provider failed after the retries, or the reply could not be parsed. */
 export class LlmError extends Data.TaggedError("LlmError")<{
   readonly message: string
   /** Whether trying again later may succeed (overload, 5xx, network), as opposed to a bad key or request. */
@@ -147,8 +151,47 @@ const providerMessage = (body: string | undefined): string | undefined => {
   return undefined
 }
 
-/** A BAML failure as an LlmError with a short, readable message. */
+/**
+ * The part of a partial reply's text that later partials will extend. BAML's partial parser leaves a
+ * `\uXXXX` escape of an unfinished string undecoded (and garbled), and reads a trailing lone `\` as text;
+ * either would make the streamed text diverge from the final reply, so such text waits for a later chunk.
+ */
+export const stablePartial = <R extends { readonly text?: string | null | undefined }>(raw: string, partial: R): R | undefined => {
+  if (/(?:^|[^\\])(?:\\\\)*\\(?:u[0-9a-fA-F]{0,3})?$/.test(raw)) return undefined
+  const text = partial.text
+  const cut = typeof text === "string" ? text.search(/\\u[0-9a-fA-F]/) : -1
+  return cut < 0 || typeof text !== "string" ? partial : { ...partial, text: text.slice(0, cut) }
+}
+
+/** Token usage as reported on `done`, when the provider gave both counts. */
+export const toUsage = (usage: TokenUsage): LlmUsage | undefined =>
+  usage.inputTokens === undefined || usage.outputTokens === undefined ? undefined : { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens }
+
+/** A failure of the fast path as an LlmError, worded like BAML's own failures. */
+const fromStreamRequest = (error: StreamRequestError): LlmError => {
+  switch (error.reason) {
+    case "status": {
+      const status = error.status ?? 0
+      return new LlmError({
+        message: `provider error ${status}: ${providerMessage(error.detail) ?? firstLine(error.detail)}`,
+        retryable: status >= 500 || status === 429 || status === 408,
+        cause: error
+      })
+    }
+    case "network":
+      return new LlmError({ message: `connection to the model failed: ${firstLine(error.detail)}`, retryable: true, cause: error })
+    case "provider":
+      return new LlmError({ message: `provider error: ${firstLine(error.detail)}`, retryable: true, cause: error })
+    default: {
+      const _exhaustive: never = error.reason
+      return _exhaustive
+    }
+  }
+}
+
+/** A BAML (or fast-path) failure as an LlmError with a short, readable message. */
 export const toLlmError = (cause: unknown): LlmError => {
+  if (cause instanceof StreamRequestError) return fromStreamRequest(cause)
   const error = cause instanceof Error ? toBamlError(cause) : toBamlError(new Error(String(cause)))
   if (error instanceof BamlClientHttpError) {
     const status = error.status_code
@@ -173,47 +216,80 @@ export const toLlmError = (cause: unknown): LlmError => {
 // ---------------------------------------------------------------------------------------------
 // The service
 
-/** Builds the service for `provider`: every call is a fresh BAML stream with its own AbortController. */
+/** Builds the service for `provider`: every call is a fresh request with its own AbortController. */
 export const makeLlmClient = (provider: Provider): LlmClientService => {
   const local = provider.kind === "offline" || provider.kind === "scripted"
+  const dialect = dialectOf(provider.client)
+  const policy = RETRY_POLICIES[provider.client.retryPolicy]
   const stream = (input: LlmInput): Stream.Stream<LlmChunk, LlmError> =>
     Stream.asyncPush<LlmChunk, LlmError>(
       (emit) =>
         Effect.acquireRelease(
           Effect.map(Effect.runtime<never>(), (runtime) => {
             const controller = new AbortController()
+            const { signal } = controller
             const state = { finished: false }
             const drive = async () => {
               let progress = emptyProgress
               const push = (reply: Parameters<typeof advance>[1]) => {
                 const step = advance(progress, reply)
                 progress = step.progress
-                // After an interrupt nothing more may leave, even if BAML still had events queued.
-                for (const chunk of step.chunks) if (!controller.signal.aborted) emit.single(chunk)
+                // After an interrupt nothing more may leave, even if a chunk was already on its way.
+                for (const chunk of step.chunks) if (!signal.aborted) emit.single(chunk)
               }
-              try {
-                const registry = local ? provider.registryWith({ [TURN_HEADER]: input.turnId }) : provider.registry
-                const reply = b.stream.Chat(
-                  toChatMessages(input.memory),
-                  input.tools.map((t) => ({ name: t.name, description: t.description, argsDoc: t.argsDoc })),
-                  { clientRegistry: registry, signal: controller.signal }
-                )
-                for await (const partial of reply) {
-                  if (controller.signal.aborted) return
-                  push(partial)
-                }
-                const final = await reply.getFinalResponse()
-                if (controller.signal.aborted) return
-                push(final)
+              const finish = (usage: LlmUsage | undefined) => {
                 state.finished = true
                 if (progress.diverged) {
                   Runtime.runFork(runtime)(Effect.logWarning(`turn ${input.turnId}: the streamed text diverged from the final reply`))
                 }
-                emit.single({ type: "done" })
+                emit.single(usage === undefined ? { type: "done" } : { type: "done", usage })
                 emit.end()
+              }
+              try {
+                const registry = local ? provider.registryWith({ [TURN_HEADER]: input.turnId }) : provider.registry
+                const messages = toChatMessages(input.memory)
+                const tools = input.tools.map((t) => ({ name: t.name, description: t.description, argsDoc: t.argsDoc }))
+                if (dialect !== undefined) {
+                  // BAML renders the prompt and the provider's body; sending and reading it here sees every
+                  // SSE chunk as it lands (BAML's stream batches them) and the usage chunk.
+                  const request = prepareRequest(await b.streamRequest.Chat(messages, tools, { clientRegistry: registry }), dialect)
+                  if (signal.aborted) return
+                  const result = await streamChat({
+                    request,
+                    dialect,
+                    policy,
+                    signal,
+                    onText: (raw) => {
+                      if (signal.aborted) return
+                      const partial = (() => {
+                        try {
+                          return b.parseStream.Chat(raw)
+                        } catch {
+                          // Nothing parseable yet (e.g. prose before the JSON): wait for more.
+                          return undefined
+                        }
+                      })()
+                      const stable = partial === undefined ? undefined : stablePartial(raw, partial)
+                      if (stable !== undefined) push(stable)
+                    }
+                  })
+                  if (signal.aborted) return
+                  push(b.parse.Chat(result.raw))
+                  finish(toUsage(result.usage))
+                  return
+                }
+                const reply = b.stream.Chat(messages, tools, { clientRegistry: registry, signal })
+                for await (const partial of reply) {
+                  if (signal.aborted) return
+                  push(partial)
+                }
+                const final = await reply.getFinalResponse()
+                if (signal.aborted) return
+                push(final)
+                finish(undefined)
               } catch (cause) {
                 state.finished = true
-                if (!controller.signal.aborted) emit.fail(toLlmError(cause))
+                if (!signal.aborted) emit.fail(toLlmError(cause))
               }
             }
             void drive()

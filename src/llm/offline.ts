@@ -269,6 +269,7 @@ const pause = (ms: number, signal: AbortSignal): Promise<void> =>
 
 /** Rough, deterministic token count for the usage chunk. */
 const tokens = (s: string): number => Math.ceil(s.length / 4)
+const promptTokens = (s: string): number => s.split(/\s+/).filter((w) => w !== "").length
 
 /**
  * Starts the endpoint on 127.0.0.1 (port 0) for the life of the scope.
@@ -334,7 +335,7 @@ export const serveOffline = (options: OfflineOptions = {}): Effect.Effect<Offlin
       }
       const raw = renderReply(plan.text, plan.toolCalls)
       const prompt = messages.map((m: unknown) => (typeof m === "object" && m !== null && "content" in m ? contentText(m.content) : "")).join("\n")
-      const usage = { prompt_tokens: tokens(prompt), completion_tokens: tokens(raw), total_tokens: tokens(prompt) + tokens(raw) }
+      const usage = { prompt_tokens: promptTokens(prompt), completion_tokens: tokens(raw), total_tokens: promptTokens(prompt) + tokens(raw) }
       const id = `chatcmpl-${requestId}`
 
       if (!streaming) {
