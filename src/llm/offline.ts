@@ -4,6 +4,7 @@
  */
 import { Context, Data, Effect, Schema, type Scope } from "effect"
 import { JsonObject } from "../domain/Event.ts"
+import { sleep } from "./streamRequest.ts"
 
 /** The per-turn header the LLM client sends; retries of a turn carry the same value. */
 export const TURN_HEADER = "x-tape-turn"
@@ -252,21 +253,6 @@ const json = (status: number, body: unknown): Response =>
 const errorResponse = (status: number, message: string): Response =>
   json(status, { error: { message, type: status >= 500 ? "server_error" : "invalid_request_error" } })
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-const pause = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (ms <= 0 || signal.aborted) return resolve()
-    const onAbort = () => {
-      clearTimeout(timer)
-      resolve()
-    }
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort)
-      resolve()
-    }, ms)
-    signal.addEventListener("abort", onAbort, { once: true })
-  })
-
 /** Rough, deterministic token count for the usage chunk. */
 const tokens = (s: string): number => Math.ceil(s.length / 4)
 const promptTokens = (s: string): number => s.split(/\s+/).filter((w) => w !== "").length
@@ -390,7 +376,7 @@ export const serveOffline = (options: OfflineOptions = {}): Effect.Effect<Offlin
             controller.close()
             return
           }
-          await pause(plan.delayMs, req.signal)
+          await sleep(plan.delayMs, req.signal)
           if (done) return
           controller.enqueue(chunk({ content: piece }, null))
           sent += 1

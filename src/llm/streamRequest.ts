@@ -105,7 +105,7 @@ const networkError = (cause: unknown, what: string): StreamRequestError => {
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+export const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     if (ms <= 0 || signal.aborted) return resolve()
     const onAbort = () => {
