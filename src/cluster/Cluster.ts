@@ -60,18 +60,30 @@ export const runReaper = Effect.gen(function* () {
   const writer = yield* SessionWriter
   const store = yield* EventStore
   const sql = yield* SqlClient.SqlClient
+  /** A stale report (the turn already ended) counts as handled; a store failure does not. */
+  const closeTurn = (session: string, turnId: string) =>
+    writer.submit(session, { type: "abandon_turn", turnId, reason: "restart" }, "system").pipe(Effect.catchTag("Rejection", () => Effect.void))
+  /** A running call is cancelled (outcome unknown); one that never started goes back to the queue; a finished one is done. */
+  const closeCall = (session: string, callId: string) =>
+    Effect.gen(function* () {
+      const status = yield* writer.inspect(session, (s) => s.commands.calls.get(callId)?.status)
+      if (status === "running") {
+        yield* writer.submit(session, { type: "abandon_call", callId, reason: "restart" }, "system")
+        yield* sql`DELETE FROM tool_jobs WHERE session = ${session} AND call_id = ${callId}`
+      } else if (status === "approved") {
+        yield* sql`UPDATE tool_jobs SET status = 'queued', owner = NULL, expires_at = NULL WHERE session = ${session} AND call_id = ${callId}`
+      } else {
+        yield* sql`DELETE FROM tool_jobs WHERE session = ${session} AND call_id = ${callId}`
+      }
+    }).pipe(Effect.catchTag("Rejection", () => Effect.void))
+
   const sweep = Effect.gen(function* () {
     for (const lease of yield* leases.takeExpired()) {
-      if (lease.kind === "turn") {
-        yield* Effect.ignore(writer.submit(lease.session, { type: "abandon_turn", turnId: lease.key, reason: "restart" }, "system"))
-        continue
-      }
-      const r = yield* Effect.either(writer.submit(lease.session, { type: "abandon_call", callId: lease.key, reason: "restart" }, "system"))
-      const stillApproved = Either.isLeft(r) && (yield* writer.inspect(lease.session, (s) => s.commands.calls.get(lease.key)?.status === "approved").pipe(Effect.orElseSucceed(() => false)))
-      yield* Effect.ignore(
-        stillApproved
-          ? sql`UPDATE tool_jobs SET status = 'queued', owner = NULL, expires_at = NULL WHERE session = ${lease.session} AND call_id = ${lease.key}`
-          : sql`DELETE FROM tool_jobs WHERE session = ${lease.session} AND call_id = ${lease.key}`
+      // Released only once handled: if anything here fails, the lease expires again and someone retries.
+      const handled = lease.kind === "turn" ? closeTurn(lease.session, lease.key) : closeCall(lease.session, lease.key)
+      yield* handled.pipe(
+        Effect.zipRight(leases.release(lease.kind, lease.session, lease.key)),
+        Effect.catchAll((e) => Effect.logWarning(`reaper: ${lease.kind} ${lease.key} of ${lease.session} not closed yet: ${e.message}`))
       )
     }
     const silentSince = Date.now() - 3 * LEASE_MS

@@ -12,8 +12,13 @@ export interface LeasesShape {
   readonly owner: string
   /** Holds a lease for the life of the scope: taken now, renewed in the background, released when the scope closes. */
   readonly hold: (kind: LeaseKind, session: string, key: string) => Effect.Effect<void, never, Scope.Scope>
-  /** Takes every lease whose holder stopped renewing it (deleting it, so only one process handles each). */
+  /**
+   * Takes over every lease whose holder stopped renewing it (re-leased to this process, so only one process handles
+   * each). Call `release` once it is handled; a lease not released expires again and is taken by whoever comes next.
+   */
   readonly takeExpired: () => Effect.Effect<ReadonlyArray<{ readonly kind: LeaseKind; readonly session: string; readonly key: string }>>
+  /** Drops a lease this process holds. */
+  readonly release: (kind: LeaseKind, session: string, key: string) => Effect.Effect<void>
   /** Whether anyone holds a live lease of this kind on the session. */
   readonly held: (kind: LeaseKind, session: string) => Effect.Effect<boolean>
 }
@@ -30,6 +35,7 @@ export const layerNone = Layer.succeed(Leases, {
   owner: "local",
   hold: () => Effect.void,
   takeExpired: () => Effect.succeed([]),
+  release: () => Effect.void,
   held: () => Effect.succeed(false)
 })
 
@@ -53,15 +59,18 @@ export const layerPg = (owner: string, leaseMs: number = LEASE_MS) =>
             Effect.ignoreLogged(sql`DELETE FROM leases WHERE kind = ${kind} AND session = ${session} AND key = ${key} AND owner = ${owner}`)
           )
         })
-      const takeExpired = () =>
-        sql<{ kind: LeaseKind; session: string; key: string }>`DELETE FROM leases WHERE expires_at < ${Date.now()} RETURNING kind, session, key`.pipe(
-          Effect.orElseSucceed(() => [])
-        )
+      const takeExpired = () => {
+        const now = Date.now()
+        return sql<{ kind: LeaseKind; session: string; key: string }>`UPDATE leases SET owner = ${owner}, expires_at = ${now + leaseMs}
+          WHERE expires_at < ${now} RETURNING kind, session, key`.pipe(Effect.orElseSucceed(() => []))
+      }
+      const release = (kind: LeaseKind, session: string, key: string) =>
+        Effect.ignoreLogged(sql`DELETE FROM leases WHERE kind = ${kind} AND session = ${session} AND key = ${key} AND owner = ${owner}`)
       const held = (kind: LeaseKind, session: string) =>
         sql<{ n: number }>`SELECT COUNT(*)::int AS n FROM leases WHERE kind = ${kind} AND session = ${session} AND expires_at >= ${Date.now()}`.pipe(
           Effect.map((rows) => (rows[0]?.n ?? 0) > 0),
           Effect.orElseSucceed(() => true)
         )
-      return { owner, hold, takeExpired, held }
+      return { owner, hold, takeExpired, release, held }
     })
   )

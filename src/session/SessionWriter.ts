@@ -35,7 +35,10 @@ export interface SessionWriterShape {
     tape: ReadonlyArray<Envelope>,
     opts: { readonly reason: "fork" | "import"; readonly forkedFrom?: { readonly session: string; readonly seq: number } }
   ) => Effect.Effect<string, Rejection | StoreError>
-  /** Runs `f` on the live state inside the session's queue (nothing else runs meanwhile). `f` must not keep references. */
+  /**
+   * Runs `f` on the session's state, brought up to the store's head first, while no batch is being decided
+   * (so it never sees unstored events). `f` must not keep references.
+   */
   readonly inspect: <A>(session: string, f: (s: SessionState) => A) => Effect.Effect<A, Rejection | StoreError>
   /**
    * True once for a TurnStarted or ToolCallApproved that this process appended: runners act only on those, so a turn
@@ -318,7 +321,8 @@ export const make = Effect.gen(function* () {
       const entry = yield* entryOf(session)
       if (Option.isNone(entry)) return yield* Effect.fail(unknown(session))
       const e = entry.value
-      return yield* e.lock.withPermits(1)(Effect.sync(() => f(e.state)))
+      // Other processes may have appended (PostgreSQL): read what they did before answering.
+      return yield* e.lock.withPermits(1)(Effect.zipRight(catchUp(session, e), Effect.sync(() => f(e.state))))
     })
 
   const evictIdle = (olderThanMs: number) =>

@@ -1,0 +1,77 @@
+/** One-line, human summaries of events for the timeline, and actor labels. Pure. */
+import type { Envelope } from "../../../src/domain/Event.ts"
+
+const clip = (s: string, n = 80): string => {
+  const one = s.replace(/\s+/g, " ").trim()
+  return one.length > n ? `${one.slice(0, n - 1)}…` : one
+}
+
+export const describeEvent = (e: Envelope): string => {
+  switch (e.type) {
+    case "SessionCreated":
+      return e.forkedFrom ? `forked from ${e.forkedFrom.session} @${e.forkedFrom.seq}` : e.title ? `“${clip(e.title, 60)}”` : "new session"
+    case "UserMessageAdded":
+    case "UserMessageQueued":
+      return `“${clip(e.text)}”`
+    case "QueuedMessagesFlushed":
+      return `${e.messageIds.length} queued → conversation`
+    case "QueuedMessageCancelled":
+      return `cancelled ${e.messageId}`
+    case "TurnStarted":
+      return `${e.turnId} · ${e.model}`
+    case "AssistantDelta":
+      return JSON.stringify(clip(e.text, 60))
+    case "ToolCallRequested":
+      return `${e.tool} ${clip(JSON.stringify(e.args), 60)}`
+    case "ToolCallInvalid":
+      return `${e.tool}: ${clip(e.error, 60)}`
+    case "TurnCompleted":
+      return e.usage ? `${e.turnId} · ${e.usage.inputTokens} in / ${e.usage.outputTokens} out` : e.turnId
+    case "TurnInterrupted":
+      return `${e.turnId}: ${clip(e.reason, 60)}`
+    case "TurnFailed":
+      return `${e.turnId}: ${clip(e.error, 60)}${e.retryable ? " (retryable)" : ""}`
+    case "ToolCallApproved":
+      return e.args ? `${e.callId} with edited args` : e.callId
+    case "ToolCallRejected":
+      return `${e.callId}: ${clip(e.reason, 60)}`
+    case "ToolExecutionStarted":
+      return e.callId
+    case "ToolExecutionSucceeded":
+      return `${e.callId} → ${clip(e.output, 60)}${e.truncated ? " (truncated)" : ""}`
+    case "ToolExecutionFailed":
+      return `${e.callId}: ${clip(e.error, 60)}`
+    case "ToolExecutionCancelled":
+      return `${e.callId} (${e.outcome}): ${clip(e.reason, 50)}`
+    case "InterruptRequested":
+      return clip(e.reason, 60)
+    default: {
+      const _exhaustive: never = e
+      return _exhaustive
+    }
+  }
+}
+
+/** The actor's family, for filtering: `user`, `model`, `tool`, `system`, `policy`. */
+export const actorKind = (by: string): string => {
+  const i = by.indexOf(":")
+  return i === -1 ? by : by.slice(0, i)
+}
+
+export const ACTOR_KINDS = ["user", "model", "tool", "system", "policy"] as const
+
+export const formatTime = (at: number): string => {
+  const d = new Date(at)
+  const p = (n: number, w = 2) => String(n).padStart(w, "0")
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`
+}
+
+export const formatAgo = (at: number, now: number): string => {
+  const s = Math.max(0, Math.round((now - at) / 1000))
+  if (s < 45) return "just now"
+  const m = Math.round(s / 60)
+  if (m < 60) return `${m} min ago`
+  const h = Math.round(m / 60)
+  if (h < 24) return `${h} h ago`
+  return new Date(at).toLocaleDateString()
+}
