@@ -1,0 +1,148 @@
+/**
+ * `npm run bench` (quick, under 3 minutes on the reference machine) or `npm run bench -- --full` (long runs, K = 500).
+ * Runs every row group of issue 7, prints the table, and writes it with the machine's description to bench/README.md.
+ * Benchmarks report; they never fail: the exit code is 0 whatever the figures (non-zero only if a bench crashed).
+ * `--only=fold,store,interrupt,e2e,memory` runs some groups (the README is then not rewritten).
+ */
+import { loadavg } from "node:os"
+import { join } from "node:path"
+import { notes } from "./notes.ts"
+import { removeTempDirs } from "./lib/server.ts"
+import { machine, progress } from "./lib/stats.ts"
+import type { Options, Row } from "./types.ts"
+
+// The BAML client must load before Effect's runtime starts using it (see test/support/preload.ts).
+process.env.BAML_LOG ??= "warn"
+await import("../baml_client/index.ts")
+
+const args = process.argv.slice(2)
+const opts: Options = { full: args.includes("--full") }
+const only = args.find((a) => a.startsWith("--only="))?.slice(7).split(",")
+
+const groups: ReadonlyArray<{ readonly name: string; readonly run: (o: Options) => Promise<Array<Row>> }> = [
+  { name: "fold", run: async (o) => (await import("./fold.ts")).run(o) },
+  { name: "store", run: async (o) => (await import("./store.ts")).run(o) },
+  { name: "interrupt", run: async (o) => (await import("./interrupt.ts")).run(o) },
+  { name: "e2e", run: async (o) => (await import("./e2e.ts")).run(o) },
+  { name: "memory", run: async (o) => (await import("./memory.ts")).run(o) }
+]
+
+const ORDER = ["1", "2", "3", "4", "5", "5b", "6", "7", "8a", "8b", "9"]
+const rank = (id: string) => {
+  const head = id.split(" ")[0] ?? id
+  const i = ORDER.indexOf(head)
+  return i < 0 ? ORDER.length : i
+}
+
+const m = machine()
+const load0 = loadavg()
+const started = performance.now()
+const rows: Array<Row> = []
+const crashed: Array<string> = []
+for (const g of groups) {
+  if (only && !only.includes(g.name)) continue
+  progress(`group ${g.name}`)
+  try {
+    rows.push(...(await g.run(opts)))
+  } catch (error) {
+    crashed.push(g.name)
+    progress(`group ${g.name} crashed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
+    rows.push({ id: `${g.name}`, name: `group ${g.name}`, figure: `crashed: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`, target: "—", met: null })
+  }
+}
+rows.sort((a, b) => rank(a.id) - rank(b.id))
+const elapsed = (performance.now() - started) / 1000
+const load1 = loadavg()
+
+const verdict = (r: Row) => (r.met === null ? "—" : r.met ? "met" : "**not met**")
+const cell = (s: string) => s.replaceAll("|", "\\|").replaceAll("\n", " ")
+const table = [
+  "| row | what | figure: median (min–max) over runs | target | result |",
+  "|---|---|---|---|---|",
+  ...rows.map((r) => `| ${r.id} | ${cell(r.name)} | ${cell(r.figure)} | ${cell(r.target)} | ${verdict(r)} |`)
+].join("\n")
+
+const mode = opts.full ? "full (`--full`)" : "quick (default)"
+const when = new Date().toISOString().replace(/\.\d+Z$/, "Z")
+const machineText =
+  `${m.cores} cores (nproc), ${m.memGiB} GiB memory, CPU: ${m.cpu}, ${m.os}, Bun ${m.bun}. ` +
+  `Load average at start ${load0.map((x) => x.toFixed(2)).join(" / ")}, at end ${load1.map((x) => x.toFixed(2)).join(" / ")} (1/5/15 min).`
+
+process.stdout.write(`\nAgent Tape bench — ${mode}, ${when}, ${elapsed.toFixed(0)} s\n${machineText}\n\n${table}\n`)
+
+const missed = rows.filter((r) => r.met === false)
+const noteText = missed
+  .map((r) => {
+    const key = r.id.split(" ")[0] ?? r.id
+    return `### Row ${r.id} — not met\n\n${notes[key] ?? "No analysis recorded for this row yet."}`
+  })
+  .join("\n\n")
+
+const readme = `# Benchmarks
+
+Figures of issue 7, written by \`bench/run.ts\`. Benchmarks report; they never fail the test suite.
+
+## How to run
+
+\`\`\`sh
+npm run bench              # quick mode: every row, short runs, K = 1 and 100 (under 3 minutes here)
+npm run bench -- --full    # long runs, K = 1, 100 and 500
+DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench   # adds the PostgreSQL rows
+npm run bench -- --only=fold,store   # some groups only (fold, store, interrupt, e2e, memory); README not rewritten
+\`\`\`
+
+Progress goes to stderr, the table to stdout; this file is rewritten by every complete run.
+
+Knobs for profiling: \`BENCH_CPU_PROF=<dir>\` runs each spawned server under \`bun --cpu-prof\`; \`BENCH_KS=100\` narrows the K
+values of rows 4–5; \`BENCH_SKIP_WIRE=1\` skips rows 3 and 5b.
+
+The end-to-end rows use the server's openai-generic provider path (\`LLM_BASE_URL\`) pointed at the bench endpoint, so
+every chunk's send time is known; \`LLM_SCRIPT\` takes the same client code with the endpoint inside the server process.
+
+## How it measures
+
+- **One module per row group**: \`fold.ts\` (rows 1, 2, 8b), \`store.ts\` (6, 8a), \`interrupt.ts\` (7), \`e2e.ts\` (3, 4, 5, 5b),
+  \`memory.ts\` (9); helpers in \`lib/\`; \`floor-server.ts\` is the floor. Plain \`Bun.nanoseconds()\` / \`performance.now()\`
+  loops, no bench library.
+- **Every figure** is the median and min–max over several runs in this one invocation on this machine; a target is
+  judged on the median (latency rows: the median over runs of each run's p99).
+- **End to end (3, 4, 5, 5b, 9)**: the real server process (\`bun src/main.ts\`, SQLite store in a temp folder) with the bench's
+  scripted model as its provider (\`LLM_BASE_URL\` → \`lib/endpoint.ts\`, the same OpenAI-compatible SSE stream as
+  \`src/llm/offline.ts\`, paced on absolute time so 50 chunks/s is exact). The endpoint runs in the bench process and
+  records the \`performance.now()\` of every chunk it writes; the websocket clients run in the same process, so
+  chunk→client latency is measured on one clock, per chunk: a chunk counts as delivered when the client has the last of
+  its characters. "writer→client" is the envelope's \`at\` against the client's clock (whole ms): the server's own part.
+- **The floor (5, 5b)**: \`floor-server.ts\`, a bare \`Bun.serve\` websocket server with no framework, no store and no
+  reducers, that reads the same endpoint's SSE and forwards each chunk at once in an \`events\` frame of our shape.
+  Same endpoint, same clients, same run, interleaved with ours.
+- **Bytes on the wire (3)**: a TCP proxy (\`lib/proxy.ts\`) counts every byte the server sends to the client during a
+  reply (frame headers, acks and control events included), divided by the reply's chunks.
+- **Interrupt (7)**: the in-process pipeline of \`test/support/pipeline.ts\` (writer, runners, BAML, in-process scripted
+  endpoint); from the \`interrupt\` submit to the endpoint's \`closed\` event (both \`performance.now()\`).
+- **Store (6)**: a burst of \`model_delta\` inputs offered to the SessionWriter without waiting (its per-tick batching
+  applies), then raw \`EventStore.append\` calls of 1 and 100 events, each with the real summary.
+
+## Machine
+
+${machineText}
+
+Run: ${mode}, ${when}, ${elapsed.toFixed(0)} s in all. The machine is shared: other processes (tests, type checks, browsers)
+may run at the same time, which shows as spread between runs.
+
+## Figures
+
+${table}
+
+${missed.length > 0 ? `## Targets not met: why, and the proposed fix\n\n${noteText}\n` : "Every target is met.\n"}`
+
+if (only === undefined) {
+  await Bun.write(join(import.meta.dir, "README.md"), readme)
+  progress("wrote bench/README.md")
+}
+if (crashed.length > 0) {
+  progress(`crashed groups: ${crashed.join(", ")}`)
+  process.exitCode = 1
+}
+removeTempDirs()
+// Child servers are stopped by each group; nothing else should keep the process alive.
+process.exit()
