@@ -2,14 +2,12 @@
  * LlmRunner: reacts to TurnStarted appended by this process, streams the model with the turn's prompt, and reports
  * deltas, tool calls and the end to the SessionWriter. A closed turn interrupts its fiber, which aborts the HTTP request.
  */
-import { Deferred, Effect, Fiber, Layer, Stream } from "effect"
-import type { Rejection } from "../domain/Command.ts"
+import { Effect, Fiber, Layer, Stream } from "effect"
 import type { Envelope } from "../domain/Event.ts"
 import { promptFor } from "../domain/projections/memory.ts"
 import { Leases } from "../cluster/Leases.ts"
 import { Bus } from "../session/Bus.ts"
-import { type Ack, SessionWriter } from "../session/SessionWriter.ts"
-import type { StoreError } from "../store/EventStore.ts"
+import { SessionWriter } from "../session/SessionWriter.ts"
 import { ToolCatalogue } from "../tools/catalogue.ts"
 import { LlmClient } from "./LlmClient.ts"
 
@@ -29,17 +27,14 @@ export const make = Effect.gen(function* () {
       yield* leases.hold("turn", session, turnId)
       const memory = yield* writer.inspect(session, (s) => promptFor(s, turnId))
       const tools = catalogue.specs().map(({ name, description, argsDoc }) => ({ name, description, argsDoc }))
-      let last: Deferred.Deferred<Ack, Rejection | StoreError> | null = null
-      let ended = false
       yield* llm.stream({ memory, tools, turnId }).pipe(
         Stream.runForEach((chunk) =>
           Effect.gen(function* () {
             switch (chunk.type) {
               case "delta":
-                last = yield* writer.offer(session, { type: "model_delta", turnId, text: chunk.text }, "model")
-                return
+                return yield* writer.report(session, { type: "model_delta", turnId, text: chunk.text }, "model")
               case "tool_call":
-                last = yield* writer.offer(
+                return yield* writer.report(
                   session,
                   {
                     type: "model_tool_call",
@@ -50,9 +45,7 @@ export const make = Effect.gen(function* () {
                   },
                   "model"
                 )
-                return
               case "done":
-                ended = true
                 yield* writer.submit(session, { type: "model_completed", turnId, ...(chunk.usage ? { usage: chunk.usage } : {}) }, "model")
                 return
               default: {
@@ -66,7 +59,6 @@ export const make = Effect.gen(function* () {
           writer.submit(session, { type: "model_failed", turnId, error: e.message, retryable: e.retryable }, "model")
         )
       )
-      if (!ended && last !== null) yield* Effect.ignore(Deferred.await(last))
     }).pipe(
       Effect.scoped,
       // A rejection here means the turn was closed meanwhile (rule 5): the writer dropped the report.

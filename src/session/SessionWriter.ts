@@ -25,6 +25,11 @@ export interface SessionWriterShape {
    * offered in one tick share one append. The Deferred completes with the Ack or the Rejection.
    */
   readonly offer: (session: string, input: Input, by: Actor) => Effect.Effect<Deferred.Deferred<Ack, Rejection | StoreError>, Rejection | StoreError>
+  /**
+   * Queues a runner report and waits for nothing (the hot path of a streamed reply: no Deferred per chunk). Ordered
+   * with every other input of the session; a rejection (the turn was closed meanwhile) is counted as dropped.
+   */
+  readonly report: (session: string, input: Input, by: Actor) => Effect.Effect<void, Rejection | StoreError>
   /** Creates a new session; answers its id. */
   readonly create: (opts?: { readonly title?: string }) => Effect.Effect<string, StoreError>
   /**
@@ -59,7 +64,8 @@ export class WriterContext extends Context.Tag("tape/WriterContext")<WriterConte
 interface Pending {
   readonly input: Input
   readonly by: Actor
-  readonly done: Deferred.Deferred<Ack, Rejection | StoreError>
+  /** Null for a report nobody waits on (streamed deltas): its rejection is only counted. */
+  readonly done: Deferred.Deferred<Ack, Rejection | StoreError> | null
 }
 
 interface Entry {
@@ -159,7 +165,7 @@ export const make = Effect.gen(function* () {
           dropped++
           yield* Effect.logDebug(`dropped ${p.input.type} for ${session}: ${r.left.message}`)
         }
-        yield* Deferred.complete(p.done, Either.isLeft(r) ? Effect.fail(r.left) : Effect.succeed(r.right))
+        if (p.done) yield* Deferred.complete(p.done, Either.isLeft(r) ? Effect.fail(r.left) : Effect.succeed(r.right))
       }
       return true
     })
@@ -177,7 +183,7 @@ export const make = Effect.gen(function* () {
           const error = Either.isLeft(result)
             ? result.left
             : new StoreError({ message: `append to ${session} kept conflicting with other writers`, session })
-          for (const p of batch) yield* Deferred.fail(p.done, error)
+          for (const p of batch) if (p.done) yield* Deferred.fail(p.done, error)
           return
         }
         const jitter = yield* Random.nextIntBetween(1, Math.min(BACKOFF_CAP_MS, 2 * 2 ** attempt) + 1)
@@ -197,7 +203,7 @@ export const make = Effect.gen(function* () {
         })),
         Effect.catchAllCause((cause) =>
           Effect.logError(`writer of ${session} failed a batch`, cause).pipe(
-            Effect.zipRight(Effect.forEach([first, ...rest], (p) => Deferred.die(p.done, cause)))
+            Effect.zipRight(Effect.forEach([first, ...rest], (p) => (p.done ? Deferred.die(p.done, cause) : Effect.void)))
           )
         )
       )
@@ -256,6 +262,15 @@ export const make = Effect.gen(function* () {
         const entry = yield* entryOf(session)
         if (Option.isNone(entry)) return yield* Effect.fail(unknown(session))
         if (!entry.value.evicted) return yield* offerTo(entry.value, input, by)
+      }
+    })
+
+  const report = (session: string, input: Input, by: Actor) =>
+    Effect.gen(function* () {
+      for (;;) {
+        const entry = yield* entryOf(session)
+        if (Option.isNone(entry)) return yield* Effect.fail(unknown(session))
+        if (!entry.value.evicted) return yield* Queue.offer(entry.value.queue, { input, by, done: null })
       }
     })
 
@@ -343,7 +358,7 @@ export const make = Effect.gen(function* () {
       return n
     })
 
-  return SessionWriter.of({ submit, offer, takeLocal, create, adopt, inspect, droppedReports: () => dropped, evictIdle })
+  return SessionWriter.of({ submit, offer, report, takeLocal, create, adopt, inspect, droppedReports: () => dropped, evictIdle })
 })
 
 export const layer = Layer.scoped(SessionWriter, make)

@@ -77,7 +77,7 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
         (rows) => Number(rows[0]?.head ?? 0)
       )
 
-    const append = Effect.fn("EventStore.append")(function*(
+    const append = Effect.fnUntraced(function*(
       session: string,
       expectedHead: number,
       events: ReadonlyArray<Envelope>,
@@ -115,7 +115,7 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
       )
     })
 
-    const read = Effect.fn("EventStore.read")(function*(session: string, afterSeq: number, limit?: number) {
+    const read = Effect.fnUntraced(function*(session: string, afterSeq: number, limit?: number) {
       const rows = yield* sql`SELECT session, seq, at, "by", type, payload FROM events
         WHERE session = ${session} AND seq > ${afterSeq} ORDER BY seq ${
         limit === undefined ? sql`` : sql`LIMIT ${Math.max(0, Math.floor(limit))}`
