@@ -75,6 +75,9 @@ export const serve = Effect.gen(function* () {
     websocket: {
       // Larger frames are refused by the bridge with a typed error, so the connection survives them.
       maxPayloadLength: 16 * 1024 * 1024,
+      // Envelopes repeat the same keys frame after frame: a small per-socket window (context kept between messages)
+      // takes a streamed delta from ~190 bytes to a few, at a few KB of memory per client.
+      perMessageDeflate: { compress: "4KB", decompress: false },
       idleTimeout: 120,
       sendPings: true,
       open: bridge.onOpen,

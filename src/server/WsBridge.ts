@@ -68,7 +68,8 @@ export const makeBridge = Effect.gen(function* () {
     if (ws.data.closed) return
     const buffered = ws.getBufferedAmount()
     if (buffered > config.maxBufferedBytes) return cutOff(ws, `${buffered} bytes unsent`)
-    ws.send(typeof frame === "string" ? frame : JSON.stringify(frame))
+    // `true`: compress when the client negotiated permessage-deflate (browsers do); sent plain otherwise.
+    ws.send(typeof frame === "string" ? frame : JSON.stringify(frame), true)
   }
 
   /**
