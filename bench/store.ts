@@ -3,8 +3,8 @@
  * raw `append` calls, on SQLite and (with DATABASE_URL) PostgreSQL; the cold open of a 10,000-event session.
  */
 import { join } from "node:path"
-import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { Deferred, Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import type { Rejection } from "../src/domain/Command.ts"
 import type { DecideContext } from "../src/domain/decide.ts"

@@ -3,7 +3,8 @@
  * previous run left open before accepting connections (DESIGN.md rule 6); on PostgreSQL, leases and the reaper do
  * that across processes. SIGINT/SIGTERM shut down gracefully.
  */
-import { BunHttpServer, BunRuntime } from "@effect/platform-bun"
+import * as BunHttpServer from "@effect/platform-bun/BunHttpServer"
+import * as BunRuntime from "@effect/platform-bun/BunRuntime"
 import { Effect, Layer, Logger, LogLevel } from "effect"
 import { runFeed, runReaper } from "./cluster/Cluster.ts"
 import * as Leases from "./cluster/Leases.ts"

@@ -2,7 +2,7 @@
  * A tool worker process (`npm run worker`): claims approved tool calls from the shared PostgreSQL queue and runs them
  * in the sandbox; it also runs the model turns it starts itself (the loop back after its tool results).
  */
-import { BunRuntime } from "@effect/platform-bun"
+import * as BunRuntime from "@effect/platform-bun/BunRuntime"
 import { Effect, Logger, LogLevel } from "effect"
 import { runFeed, runReaper, runWorker } from "./cluster/Cluster.ts"
 import * as LlmRunner from "./llm/LlmRunner.ts"

@@ -7,7 +7,7 @@ import { join, resolve } from "node:path"
 import type { Envelope } from "../src/domain/Event.ts"
 import { databaseUrl, freshSchema, runSql, type TestSchema } from "./support/pg.ts"
 import { Client, exportTape, type ServerProcess, startServer, tempDir, writeScript } from "./support/server.ts"
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 const ROOT = resolve(import.meta.dir, "..")

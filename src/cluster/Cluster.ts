@@ -2,8 +2,8 @@
  * Running several processes on one PostgreSQL store: the commit feed (LISTEN + a periodic check that heals missed
  * notifications), the reaper (closes turns and calls whose process died), and the tool-worker claim loop.
  */
-import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { Duration, Effect, Either, Option, Redacted, Schedule, Stream } from "effect"
 import { Bus } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"

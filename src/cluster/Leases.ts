@@ -2,7 +2,7 @@
  * Leases: "this process is running that turn / call", renewed while it runs. Only PostgreSQL needs them (several
  * processes share one store); alone, a process's own restart recovery closes what it left open, so `layerNone`.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Context, Duration, Effect, Layer, type Scope, Schedule } from "effect"
 
 export type LeaseKind = "turn" | "call"

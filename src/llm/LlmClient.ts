@@ -12,6 +12,7 @@ import type { JsonObject } from "../domain/Event.ts"
 import type { LlmMemory } from "../domain/projections/memoryTypes.ts"
 import { loadScript, OfflineEndpoint, type OfflineOptions, type Script, ScriptError, serveOffline, TURN_HEADER } from "./offline.ts"
 import { type Env, type Provider, providerKind, type ProviderKind, selectProvider } from "./provider.ts"
+import { makeReplyScanner } from "./replyScanner.ts"
 import type { TokenUsage } from "./sse.ts"
 import { dialectOf, prepareRequest, RETRY_POLICIES, streamChat, StreamRequestError } from "./streamRequest.ts"
 
@@ -254,6 +255,40 @@ export const makeLlmClient = (provider: Provider): LlmClientService => {
                   // SSE chunk as it lands (BAML's stream batches them) and the usage chunk.
                   const request = prepareRequest(await b.streamRequest.Chat(messages, tools, { clientRegistry: registry }), dialect)
                   if (signal.aborted) return
+                  // The text streams from an incremental scan of the raw reply (O(chunk) per read); BAML parses
+                  // the whole reply only once the text has closed, on reads that may complete a tool call (a `}`),
+                  // when the reply has another shape (then on every read, as the scan cannot help), and at the end.
+                  let scanner = makeReplyScanner()
+                  let seen = ""
+                  // Whether the text of this attempt so far is exactly `progress.text` (false after a retry until
+                  // the retry has caught up with what was emitted; until then `attempt` holds its text).
+                  let inSync = true
+                  let attempt = ""
+                  const pushText = (text: string) => {
+                    if (inSync) {
+                      progress = { ...progress, text: progress.text + text }
+                      if (!signal.aborted) emit.single({ type: "delta", text })
+                      return
+                    }
+                    attempt += text
+                    push({ text: attempt, toolCalls: [] })
+                    if (!progress.diverged && progress.text === attempt) {
+                      inSync = true
+                      attempt = ""
+                    }
+                  }
+                  const parsePartial = (raw: string) => {
+                    const partial = (() => {
+                      try {
+                        return b.parseStream.Chat(raw)
+                      } catch {
+                        // Nothing parseable yet (e.g. prose before the JSON): wait for more.
+                        return undefined
+                      }
+                    })()
+                    const stable = partial === undefined ? undefined : stablePartial(raw, partial)
+                    if (stable !== undefined) push(stable)
+                  }
                   const result = await streamChat({
                     request,
                     dialect,
@@ -261,20 +296,32 @@ export const makeLlmClient = (provider: Provider): LlmClientService => {
                     signal,
                     onText: (raw) => {
                       if (signal.aborted) return
-                      const partial = (() => {
-                        try {
-                          return b.parseStream.Chat(raw)
-                        } catch {
-                          // Nothing parseable yet (e.g. prose before the JSON): wait for more.
-                          return undefined
-                        }
-                      })()
-                      const stable = partial === undefined ? undefined : stablePartial(raw, partial)
-                      if (stable !== undefined) push(stable)
+                      let chunk: string
+                      if (raw.length > seen.length && raw.startsWith(seen)) chunk = raw.slice(seen.length)
+                      else {
+                        // A retry: its reply starts again from "".
+                        scanner = makeReplyScanner()
+                        inSync = progress.text === ""
+                        attempt = ""
+                        chunk = raw
+                      }
+                      seen = raw
+                      let state = scanner.state
+                      if (state === "prefix" || state === "text") {
+                        const text = scanner.push(chunk)
+                        if (text !== "") pushText(text)
+                        state = scanner.state
+                        if (state === "prefix" || state === "text") return
+                      }
+                      if (state === "closed" && !chunk.includes("}")) return
+                      parsePartial(raw)
                     }
                   })
                   if (signal.aborted) return
-                  push(b.parse.Chat(result.raw))
+                  const final = b.parse.Chat(result.raw)
+                  push(final)
+                  // The final parse is the truth: say so when the streamed text is not what it says.
+                  if (!progress.diverged && (final.text ?? "") !== progress.text) progress = { ...progress, diverged: true }
                   finish(toUsage(result.usage))
                   return
                 }

@@ -3,7 +3,8 @@
  * to the @effect/platform router, everything else to the built visualizer. Scoped: closing the scope closes sockets.
  */
 import { resolve, sep } from "node:path"
-import { HttpApp, HttpRouter } from "@effect/platform"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpRouter from "@effect/platform/HttpRouter"
 import { Effect } from "effect"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { EventStore } from "../store/EventStore.ts"

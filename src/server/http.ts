@@ -2,7 +2,9 @@
  * The HTTP API of DESIGN.md §5 as an @effect/platform router: sessions list, create, export, import, fork, info, health.
  * Bad input answers 4xx with `{"error":{code,message}}` and changes nothing. Static files and /ws are served in Server.ts.
  */
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Either, Schema } from "effect"
 import { formatTape, parseTape } from "../domain/tapeFile.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"

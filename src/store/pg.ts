@@ -3,8 +3,8 @@
  * A unique violation on (session, seq) from a concurrent writer surfaces as AppendConflict, so writers can re-read and retry.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
-import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { Effect, Layer, Redacted } from "effect"
 import { EventStore, StoreError } from "./EventStore.ts"
 import { type Dialect, makeSqlStore, migrate } from "./sql.ts"

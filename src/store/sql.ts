@@ -2,8 +2,8 @@
  * The EventStore over an @effect/sql client, shared by the SQLite and PostgreSQL layers, and their migrations.
  * A dialect supplies only what differs (batch insert, unique-violation test, DDL, migration lock).
  */
-import { SqlClient } from "@effect/sql"
-import type { Statement } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type * as Statement from "@effect/sql/Statement"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Either, Option } from "effect"
 import type { Envelope } from "../domain/Event.ts"

@@ -2,8 +2,8 @@
  * PostgreSQL test support: a fresh schema per use (`t_<random>`), reached through `search_path` in the URL,
  * dropped afterwards, so parallel runs never share tables. Only used when DATABASE_URL is set.
  */
-import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { Effect, Layer, Redacted } from "effect"
 
 /** DATABASE_URL when set and non-empty. */
