@@ -26,38 +26,30 @@ Cost: one deflate context per connection (memory: check row 9 after the change) 
 negotiate it automatically. A protocol-level alternative (drop the envelope's repeated \`session\` inside \`events\`
 frames, −29 B) changes the public wire shape (DESIGN.md §4) and saves far less.`,
 
-  "4": `**Why.** The writer→client part (store append, bus, websocket flush) stays at a few ms at p50; the rest of the
-chunk→client time is spent between the endpoint's send and the writer's decision, i.e. in the model path. Profile of
-the server at K = 100 (\`BENCH_CPU_PROF=/tmp/prof BENCH_KS=100 BENCH_SKIP_WIRE=1 bun bench/run.ts --only=e2e\`): with the
-new fast path in \`src/llm/LlmClient.ts\` \`makeLlmClient\`, the \`onText\` callback runs \`b.parseStream.Chat(raw)\` on the
-**whole accumulated reply** for every SSE read: BAML's \`parseLlmResponse\` alone was ~11 % of all server CPU samples
-and the cost per chunk grows with the reply (O(n²) per reply). With two cores shared by 100 streams, the event loop
-falls behind, chunks queue up in the socket, and both latency and the delta batching (several chunks per delta event)
-rise. Effect's runtime (fiber run loop, span attributes, Stream chunks) is the other large share (~50 % of samples in
-\`node_modules/effect\`), most of it per delta: \`LlmRunner\` offer → writer queue → \`Deferred\` → \`Bus\` queue →
-\`WsBridge\` subscription stream.
+  "4": `**Why.** At K = 100 (5,000 chunks/s in all) the server uses about one core and the event loop queues: the
+writer→client part stays at p50 1 ms / p99 5 ms, so what remains is the per-chunk cost between the socket read of the
+provider's SSE and the writer's decision. After the fixes below, the profile at K = 100 shows ~88 % of server samples in
+Effect's runtime (fiber run loop, Stream pulls, queue hand-offs: SSE read → LlmClient Stream → LlmRunner → writer queue
+→ Bus queue → WsBridge subscription), BAML parsing at 0.7 %.
 
-**Fixes, in order of impact.**
-1. \`src/llm/LlmClient.ts\` \`makeLlmClient\` → \`onText\`: stop re-parsing the whole reply per chunk. Scan the raw text
-   incrementally (a small JSON-string scanner that knows the offset of the \`"text"\` value and emits only the newly
-   decoded characters, holding back an unfinished escape) and call \`b.parseStream.Chat\` only once the raw text has left
-   the \`text\` string (tool calls), plus \`b.parse.Chat\` once at the end. Per-chunk cost becomes O(chunk).
-2. \`src/llm/LlmRunner.ts\` \`runTurn\`: the \`Stream.runForEach\` over chunks allocates an Effect per chunk and the writer
-   a \`Deferred\` per input (\`SessionWriter.offer\`); add a batch-friendly \`offerMany\`/fire-and-forget offer for
-   \`model_delta\` (no Deferred, the writer already drops stale reports) and use \`Stream.runForEachChunk\`.
-3. Remove per-call spans on hot paths: \`Effect.fn("EventStore.append")\` in \`src/store/sql.ts\` and
-   \`Stream.withSpan("LlmClient.stream")\` cost span objects and attribute maps per call (\`internal/tracer.js attribute\`
-   was the top self-time entry); use \`Effect.fnUntraced\` for \`append\`/\`read\`, keep spans on coarse operations.`,
+**Tried (before → after, same machine, quick mode):** p99 265.6 → 76.0 ms, p50 84.7 → 29.1 ms.
+1. Streaming the provider's SSE ourselves (\`src/llm/streamRequest.ts\`) instead of BAML's iterator, which delivered
+   every ~100 ms.
+2. \`src/llm/replyScanner.ts\`: the reply's text is decoded incrementally; BAML's parser runs only after the text
+   closes (tool calls) and once at the end (was: on the whole reply for every chunk, ~11 % of CPU).
+3. \`SessionWriter.report\`: no Deferred per streamed chunk; untraced store calls.
 
-  "5": `**Why.** The floor forwards each chunk with one \`JSON.parse\` and one \`ws.send\` (~0.3 ms p50, a few % CPU at K = 100).
-Ours adds the model path (see row 4: BAML parse of the accumulated reply per chunk), an SQLite transaction per batch
-(SELECT head, INSERT … json_each, summary upsert, Schema encode of every envelope in \`checkBatch\`) and four Effect queue
-hops per delta. At K = 1 the gap is mostly fixed per-chunk cost (~2 ms: append + publish + microtask flush); at K = 100
-it is CPU saturation (two cores, ~1 core for the server vs ~0.15 for the floor).
+**Next.** Take the per-chunk path out of Effect's fiber machinery where it only forwards: parse SSE and scan text in
+one plain callback that pushes straight into the session's queue (one fiber wake-up per tick, not per chunk), and let
+WsBridge read the Bus queue with \`takeAll\` per tick instead of a Stream pull per event.`,
 
-**Fixes.** Row 4's three fixes (incremental text scan; no Deferred per delta; no spans on hot paths), then row 6's
-(\`checkBatch\` guard instead of Schema encode). Expected: the K = 1 gap shrinks to the SQLite commit (~0.2 ms on an idle
-machine) and K = 100 stops saturating.`,
+  "5": `**Why.** The floor forwards each chunk with one \`JSON.parse\` and one \`ws.send\`. Ours also persists every
+delta (an SQLite transaction per batch), folds it, publishes it and compresses the frame, and runs it through the
+Effect pipeline of row 4. At K = 1 the gap is a fixed ~1.5 ms per chunk (append + publish + microtask flush; p99 ×9.9
+is 6.1 ms against a 0.5 ms floor); at K = 100 it is CPU (about one core against 0.16 for the floor).
+
+**Tried:** the fixes of rows 4 and 6 (K = 1 p99 39.6 → 6.1 ms; K = 100 p99 ×11.3 → ×24 of a floor that itself got
+faster on a quieter machine: 19.9 → 3.2 ms). **Next:** row 4's next step; it is the same path.`,
 
   "5b": `**Why.** An unpaced reply is bounded by how fast the server turns chunks into appended, published deltas. The
 new LlmClient fast path re-parses the whole accumulated reply (\`b.parseStream.Chat(raw)\`) on each SSE read, which is
@@ -98,18 +90,24 @@ per-row object rebuilding and one parse per row.`,
 
   "8b": `Replay is the fold of row 1 over a mixed tape; a miss would come from the same places (see row 1).`,
 
-  "9": `**Why.** The server's own baseline is high before any session: importing \`effect\`'s and \`@effect/platform\`'s
-barrels loads every module (measured: bare Bun 29 MB, +\`effect\` 59 MB, +\`@effect/platform\` 97 MB; the idle server
-with a memory store is ~127 MB). Startup then lists all 10,000 summaries (\`closeOpen\` → \`listSessions\`, a Schema
-decode each), which grows the heap to ~195 MB that is not given back. 100 live streams add ~130 MB (HTTP and
-websocket buffers, fibers, BAML request state, per-session writer entries).
+  "9": `**Why.** Idle with 10,000 stored sessions the server is at ~150 MB; 100 live streams add ~200 MB at peak (HTTP
+and websocket buffers, one deflate context per client, fibers, BAML request state, writer entries and the garbage of
+5,000 chunks/s that the collector has not given back yet).
 
-**Fixes, by impact.**
-1. Bundle the server: \`npm start\` runs \`bun build src/main.ts --target=bun --minify --external @boundaryml/baml\` and
-   starts the bundle (measured idle: 87 MB instead of 127 MB, same behaviour) — \`package.json\` \`start\`, not \`src/\`.
-2. \`src/main.ts\` \`closeOpen\`: ask the store for open sessions only (a \`listOpen()\` on \`EventStore\`:
-   \`SELECT … FROM sessions WHERE json_extract(summary,'$.phase') IN ('streaming','executing')\`, or a \`phase\` column)
-   instead of decoding every summary at start.
-3. \`src/session/SessionWriter.ts\`: call \`evictIdle\` on a schedule (it exists but nothing runs it), so sessions
-   opened once do not stay in memory.`
+**Tried (before → after):** idle 194 → 150 MB by importing \`@effect/platform\`, \`@effect/platform-bun\` and
+\`@effect/sql*\` modules by path instead of their barrels (which load cluster, rpc and workflow). \`bun --smol\` did
+not lower the peak (383 MB). Peak 360 MB, unchanged within noise.
+
+**Next, by expected impact.** (1) Measure the live part with a heap snapshot at peak (\`Bun.generateHeapSnapshot\`)
+to split buffers from garbage. (2) Import \`effect\` by module too (its barrel is ~34 MB of the idle figure).
+(3) Schedule \`SessionWriter.evictIdle\` so sessions opened once leave memory. (4) Bundle the server for \`npm start\`
+(\`bun build --target=bun\`; the QuickJS wasm path must be kept external).`
 }
+
+/** What was changed to meet the targets, with the figures before and after (same machine, quick mode). */
+export const history = `| change | rows | before | after |
+|---|---|---|---|
+| SSE read ourselves (no BAML 100 ms iterator), incremental text scan, no Deferred per chunk | 4, 5 | K=100 p99 265.6 ms, p50 84.7 ms; K=1 p99 39.6 ms | K=100 p99 76.0 ms, p50 29.1 ms; K=1 p99 6.1 ms |
+| guard-checked append batches, untraced store calls | 6, 8a | SQLite writer burst 34.2 k/s; PostgreSQL 30.5 k/s; cold open 18.6 ms | 82.7 k/s; 49.6 k/s; 13.1 ms |
+| permessage-deflate with a 4 KB window | 3 | ~190 B per delta frame beyond its text | 19 B (paced, one delta per chunk) |
+| import platform / sql modules by path | 9 | idle 194 MB | idle 150 MB; peak 360 MB unchanged |`

@@ -6,7 +6,7 @@
  */
 import { loadavg } from "node:os"
 import { join } from "node:path"
-import { notes } from "./notes.ts"
+import { history, notes } from "./notes.ts"
 import { removeTempDirs } from "./lib/server.ts"
 import { machine, progress } from "./lib/stats.ts"
 import type { Options, Row } from "./types.ts"
@@ -133,7 +133,11 @@ may run at the same time, which shows as spread between runs.
 
 ${table}
 
-${missed.length > 0 ? `## Targets not met: why, and the proposed fix\n\n${noteText}\n` : "Every target is met.\n"}`
+## Before and after
+
+${history}
+
+${missed.length > 0 ? `## Targets not met: why, what was tried, what is next\n\n${noteText}\n` : "Every target is met.\n"}`
 
 if (only === undefined) {
   await Bun.write(join(import.meta.dir, "README.md"), readme)
