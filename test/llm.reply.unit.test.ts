@@ -36,6 +36,13 @@ describe("offline model", () => {
     expect(r).toEqual({ text: "The result is 4.", toolCalls: [] })
   })
 
+  test("answers with eval's value, not its => marker, and mentions printed lines", () => {
+    const result = (output: string) =>
+      offlineReply([{ role: "user", content: `Tool results:\n<tool_result id="c1" tool="eval">\n${output}\n</tool_result>` }]).text
+    expect(result("=> 391")).toBe("The result is 391.")
+    expect(result("hello\n=> 3")).toBe("The result is 3.\n\nIt printed:\nhello")
+  })
+
   test("renders known tools flat and others with args, as the Reply parser expects", () => {
     expect(JSON.parse(renderReply("x", [{ tool: "eval", args: { code: "1" } }, { tool: "other", args: { a: 1 }, description: "d" }]))).toEqual({
       text: "x",

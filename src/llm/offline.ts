@@ -202,7 +202,11 @@ export const offlineReply = (messages: ReadonlyArray<unknown>): { text: string; 
     const results = Array.from(text.matchAll(RESULT_BLOCK), (m) => ({ tool: m[1] ?? "tool", output: (m[2] ?? "").trim() }))
     const [only] = results
     if (results.length === 1 && only !== undefined) {
-      return { text: only.tool === "eval" ? `The result is ${only.output}.` : `The ${only.tool} tool returned: ${only.output}`, toolCalls: [] }
+      // eval prints console lines, then "=> <value>": answer with the value, and mention any printed lines.
+      const value = /(?:^|\n)=> ([\s\S]*)$/.exec(only.output)
+      const printed = value ? only.output.slice(0, value.index).trim() : ""
+      const answer = value ? `The result is ${value[1]}.${printed ? `\n\nIt printed:\n${printed}` : ""}` : `The result is ${only.output}.`
+      return { text: only.tool === "eval" ? answer : `The ${only.tool} tool returned: ${only.output}`, toolCalls: [] }
     }
     return { text: `The tools returned:\n${results.map((r) => `- ${r.tool}: ${r.output}`).join("\n")}`, toolCalls: [] }
   }
