@@ -28,9 +28,12 @@ frames, −29 B) changes the public wire shape (DESIGN.md §4) and saves far les
 
   "4": `**Why.** At K = 100 (5,000 chunks/s in all) the server uses about one core and the event loop queues: the
 writer→client part stays at p50 1 ms / p99 5 ms, so what remains is the per-chunk cost between the socket read of the
-provider's SSE and the writer's decision. After the fixes below, the profile at K = 100 shows ~88 % of server samples in
-Effect's runtime (fiber run loop, Stream pulls, queue hand-offs: SSE read → LlmClient Stream → LlmRunner → writer queue
-→ Bus queue → WsBridge subscription), BAML parsing at 0.7 %.
+provider's SSE and the writer's decision. Profile after the fixes below (\`BENCH_CPU_PROF=/tmp/prof BENCH_KS=100
+BENCH_SKIP_WIRE=1 bun bench/run.ts --only=e2e\`, 7,551 samples, self time): Effect's runtime 56 % (fiber run loop,
+Stream/channel pulls, queue hand-offs per delta: SSE read → LlmClient Stream → LlmRunner → writer queue → Bus queue →
+WsBridge subscription), SQLite statement execution 13.5 % (BEGIN, head check, insert, summary upsert, COMMIT per
+append), \`ws.send\` with deflate 5.8 %, BAML parsing 1.2 %, all of \`src/\` under 5 %. Disabling the tracer
+(\`Effect.withTracerEnabled(false)\`) made no measurable difference and was not kept.
 
 **Tried (before → after, same machine, quick mode):** p99 265.6 → 76.0 ms, p50 84.7 → 29.1 ms.
 1. Streaming the provider's SSE ourselves (\`src/llm/streamRequest.ts\`) instead of BAML's iterator, which delivered
