@@ -13,7 +13,7 @@ import { fold } from "../src/domain/state.ts"
 import { formatTape, parseTape } from "../src/domain/tapeFile.ts"
 import type { EndpointEvent, Script } from "../src/llm/offline.ts"
 import { type Pipeline, withPipeline } from "./support/pipeline.ts"
-import { T0, tapePath } from "./support/tapes.ts"
+import { itemsOf, T0, tapePath } from "./support/tapes.ts"
 
 const RECORD = process.env.RECORD_TAPES === "1"
 
@@ -44,36 +44,6 @@ const requestsFor = (events: ReadonlyArray<EndpointEvent>, turnKey: string) =>
   events.flatMap((e) => (e.type === "request" && e.turnKey === turnKey ? [e] : []))
 
 // ---- projections, as plain data comparable across runs ----
-
-const itemsOf = (ui: UiView) =>
-  ui.items.map((item) => {
-    switch (item.kind) {
-      case "user":
-        return { user: item.text, queued: item.wasQueued }
-      case "assistant":
-        return { assistant: item.text, status: item.status, note: item.note }
-      case "tool_call": {
-        const c = ui.calls.get(item.callId)
-        if (c === undefined) throw new Error(`tool card ${item.callId} has no call`)
-        return {
-          call: c.callId,
-          tool: c.tool,
-          status: c.status,
-          args: c.args,
-          edited: c.edited,
-          output: c.output,
-          error: c.error,
-          reason: c.reason,
-          outcome: c.outcome,
-          decidedBy: c.decidedBy
-        }
-      }
-      default: {
-        const _exhaustive: never = item
-        return _exhaustive
-      }
-    }
-  })
 
 /**
  * Every projection of a tape, with what legitimately differs between two recordings of the same script removed:

@@ -10,55 +10,9 @@ import { type UiView, uiView } from "../src/domain/projections/ui.ts"
 import { fold, type SessionState } from "../src/domain/state.ts"
 import { formatTape, parseTape } from "../src/domain/tapeFile.ts"
 import { given } from "./support/given.ts"
-import { fixtureNames, loadTape, T0, tapePath } from "./support/tapes.ts"
+import { fixtureNames, itemsOf, loadTape, T0, tapePath } from "./support/tapes.ts"
 
 // ---- plain views of the UI projection ----
-
-type ItemView =
-  | { readonly user: string; readonly queued: boolean }
-  | { readonly assistant: string; readonly status: string; readonly note: string | null }
-  | {
-      readonly call: string
-      readonly tool: string
-      readonly status: string
-      readonly args: unknown
-      readonly edited?: true
-      readonly output?: string
-      readonly error?: string
-      readonly reason?: string
-      readonly outcome?: string
-      readonly decidedBy?: string
-    }
-
-const itemsOf = (ui: UiView): ReadonlyArray<ItemView> =>
-  ui.items.map((item): ItemView => {
-    switch (item.kind) {
-      case "user":
-        return { user: item.text, queued: item.wasQueued }
-      case "assistant":
-        return { assistant: item.text, status: item.status, note: item.note }
-      case "tool_call": {
-        const c = ui.calls.get(item.callId)
-        if (c === undefined) throw new Error(`tool card ${item.callId} has no call`)
-        return {
-          call: c.callId,
-          tool: c.tool,
-          status: c.status,
-          args: c.args,
-          ...(c.edited ? { edited: true as const } : {}),
-          ...(c.output !== null ? { output: c.output } : {}),
-          ...(c.error !== null ? { error: c.error } : {}),
-          ...(c.reason !== null ? { reason: c.reason } : {}),
-          ...(c.outcome !== null ? { outcome: c.outcome } : {}),
-          ...(c.decidedBy !== null ? { decidedBy: c.decidedBy } : {})
-        }
-      }
-      default: {
-        const _exhaustive: never = item
-        return _exhaustive
-      }
-    }
-  })
 
 const idle = { canSend: true, canApprove: false, canReject: false, canInterrupt: false }
 const deciding = { canSend: true, canApprove: true, canReject: true, canInterrupt: true }

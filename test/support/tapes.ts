@@ -9,6 +9,7 @@ import type { Input } from "../../src/domain/Command.ts"
 import { type DecideContext, decide } from "../../src/domain/decide.ts"
 import type { Actor, Envelope } from "../../src/domain/Event.ts"
 import { evolve, initialState, type SessionState } from "../../src/domain/state.ts"
+import type { UiView } from "../../src/domain/projections/ui.ts"
 import { parseTape } from "../../src/domain/tapeFile.ts"
 import { testContext } from "./context.ts"
 
@@ -127,3 +128,50 @@ export const cancelQueued = (i: number): Step => ({
 export const restart: Step = { input: { type: "close_open", reason: "restart", cancelApproved: false, settle: true }, by: "system" }
 /** Marks a step as one the writer must refuse (it appends nothing to the recording). */
 export const refused = (step: Step, code: string): Step => ({ ...step, rejected: code })
+
+/** A conversation item as plain data: tool cards resolved, unset fields left out (comparable across runs). */
+export type ItemView =
+  | { readonly user: string; readonly queued: boolean }
+  | { readonly assistant: string; readonly status: string; readonly note: string | null }
+  | {
+      readonly call: string
+      readonly tool: string
+      readonly status: string
+      readonly args: unknown
+      readonly edited?: true
+      readonly output?: string
+      readonly error?: string
+      readonly reason?: string
+      readonly outcome?: string
+      readonly decidedBy?: string
+    }
+
+export const itemsOf = (ui: UiView): ReadonlyArray<ItemView> =>
+  ui.items.map((item): ItemView => {
+    switch (item.kind) {
+      case "user":
+        return { user: item.text, queued: item.wasQueued }
+      case "assistant":
+        return { assistant: item.text, status: item.status, note: item.note }
+      case "tool_call": {
+        const c = ui.calls.get(item.callId)
+        if (c === undefined) throw new Error(`tool card ${item.callId} has no call`)
+        return {
+          call: c.callId,
+          tool: c.tool,
+          status: c.status,
+          args: c.args,
+          ...(c.edited ? { edited: true as const } : {}),
+          ...(c.output !== null ? { output: c.output } : {}),
+          ...(c.error !== null ? { error: c.error } : {}),
+          ...(c.reason !== null ? { reason: c.reason } : {}),
+          ...(c.outcome !== null ? { outcome: c.outcome } : {}),
+          ...(c.decidedBy !== null ? { decidedBy: c.decidedBy } : {})
+        }
+      }
+      default: {
+        const _exhaustive: never = item
+        return _exhaustive
+      }
+    }
+  })
