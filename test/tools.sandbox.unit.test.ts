@@ -329,3 +329,78 @@ describe("eval: lifecycle", () => {
     expect(sandboxStats().live).toBe(0)
   })
 })
+
+describe("eval: worker threads", () => {
+  const spin: EvalLimits = { ...defaultEvalLimits, timeLimitMs: 2_000 }
+
+  test("48. while(true){} in eval does not block the main thread: a 50 ms timer fires on time", async () => {
+    let evalDone = false
+    const running = attempt("while (true) {}", spin).then((result) => {
+      evalDone = true
+      return result
+    })
+    const started = performance.now()
+    await new Promise<void>((resolve) => setTimeout(resolve, 50))
+    const waited = performance.now() - started
+    expect(waited).toBeLessThan(500)
+    expect(evalDone).toBe(false)
+    expect(sandboxStats().live).toBe(1)
+    const result = await running
+    expect(Either.isLeft(result) && result.left).toBe("eval stopped: the time limit of 2000 ms was exceeded")
+  })
+
+  test("49. interrupting while(true){} after 100 ms ends it at once; the next eval works", async () => {
+    const program = Effect.gen(function* () {
+      const fiber = yield* Effect.fork(runSandboxed("while (true) {}", { ...roomy, timeLimitMs: 20_000 }))
+      yield* Effect.sleep("100 millis")
+      const workersWhileRunning = sandboxStats().workers
+      const started = performance.now()
+      const exit = yield* Fiber.interrupt(fiber)
+      return { exit, took: performance.now() - started, workersWhileRunning, after: sandboxStats() }
+    })
+    const started = performance.now()
+    const { exit, took, workersWhileRunning, after } = await Effect.runPromise(program)
+    expect(Exit.isInterrupted(exit)).toBe(true)
+    expect(took).toBeLessThan(100)
+    expect(performance.now() - started).toBeLessThan(1_000)
+    expect(after.live).toBe(0)
+    // the spinning worker was terminated (its heap goes with it), not returned to the pool
+    expect(after.workers).toBe(workersWhileRunning - 1)
+    expect(await output("1 + 1")).toBe("=> 2")
+  })
+
+  test("50. 20 concurrent evals all return correct results", async () => {
+    const codes = Array.from({ length: 20 }, (_, i) =>
+      i % 2 === 0 ? `console.log('n', ${i}); ${i} * 3` : `const x = await Promise.resolve(${i}); ({ i: x, sq: x * x })`
+    )
+    const results = await Promise.all(codes.map((code) => output(code)))
+    results.forEach((result, i) => {
+      expect(result).toBe(i % 2 === 0 ? `n ${i}\n=> ${i * 3}` : `=> { i: ${i}, sq: ${i * i} }`)
+    })
+    expect(sandboxStats().live).toBe(0)
+  })
+
+  test("51. a runaway eval does not delay another eval running beside it", async () => {
+    const runaway = attempt("for (;;) {}", spin)
+    const started = performance.now()
+    expect(await output("[1, 2, 3].length")).toBe("=> 3")
+    expect(performance.now() - started).toBeLessThan(1_000)
+    expect(Either.isLeft(await runaway)).toBe(true)
+  })
+
+  test("52. interrupting evals that wait for a busy pool withdraws them; the pool still serves", async () => {
+    const program = Effect.gen(function* () {
+      const fibers = yield* Effect.forEach(Array.from({ length: 12 }), () =>
+        Effect.fork(runSandboxed("while (true) {}", { ...roomy, timeLimitMs: 20_000 }))
+      )
+      yield* Effect.sleep("100 millis")
+      const started = performance.now()
+      yield* Fiber.interruptAll(fibers)
+      return performance.now() - started
+    })
+    expect(await Effect.runPromise(program)).toBeLessThan(500)
+    expect(sandboxStats().live).toBe(0)
+    const results = await Promise.all(Array.from({ length: 4 }, (_, i) => output(`${i} + 1`)))
+    expect(results).toEqual(["=> 1", "=> 2", "=> 3", "=> 4"])
+  })
+})

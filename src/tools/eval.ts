@@ -1,18 +1,11 @@
 /**
  * The `eval` tool: JavaScript in a fresh QuickJS WebAssembly runtime per call, with no host objects,
- * and limits on time, memory, stack and output. The sandbox is disposed on success, error and interrupt.
+ * and limits on time, memory, stack and output. Each call runs in a worker thread (evalWorker.ts) so runaway
+ * code never blocks this thread; interrupting the call terminates its worker at once.
  */
-import { Effect, Either, Schema } from "effect"
-import {
-  newQuickJSWASMModule,
-  newVariant,
-  type QuickJSContext,
-  type QuickJSHandle,
-  type QuickJSRuntime,
-  type QuickJSWASMModule,
-  RELEASE_SYNC
-} from "quickjs-emscripten"
+import { Effect, Schema } from "effect"
 import { type Tool, ToolError, type ToolOutput } from "./Tool.ts"
+import type { WorkerReply, WorkerRequest } from "./evalWorker.ts"
 
 /** Limits of one `eval` call. */
 export interface EvalLimits {
@@ -55,411 +48,255 @@ export const makeEvalTool = (limits: Partial<EvalLimits> = {}): Tool<EvalArgs, t
   }
 }
 
-/** Sandboxes alive right now (0 whenever no `eval` runs) and the WebAssembly heap size: tests prove disposal with it. */
-export const sandboxStats = (): { readonly live: number; readonly heapBytes: number | undefined } => ({
-  live,
-  heapBytes: current?.getWasmMemory().buffer.byteLength
-})
+/**
+ * Evaluations in flight right now (0 whenever no `eval` runs), worker threads alive (busy, idle or starting), and
+ * the WebAssembly heap size the last finished evaluation reported: tests prove disposal with them.
+ */
+export const sandboxStats = (): {
+  readonly live: number
+  readonly heapBytes: number | undefined
+  readonly workers: number
+} => ({ live, heapBytes: lastHeapBytes, workers: pool.size })
 
 /**
- * Runs `code` in a fresh sandbox, disposed however the call ends. Synchronous code blocks this thread until it
- * finishes or hits the time limit; interruption takes effect between batches of promise jobs.
+ * Runs `code` in a fresh sandbox on a worker thread, disposed however the call ends. This thread stays free while
+ * the code runs; interruption terminates the worker at once (its memory goes with it), and a worker that does not
+ * answer within the time limit plus a margin is terminated too.
  */
 export const runSandboxed = Effect.fn("Tool.eval")(function* (code: string, limits: EvalLimits = defaultEvalLimits) {
-  // The host copies the code into the sandbox heap; a huge copy must be refused before it is attempted.
+  // The worker copies the code into the sandbox heap; a huge copy must be refused before it is attempted.
   if (code.length > MAX_CODE_CHARS)
     return yield* new ToolError({ message: `the code is too long (${code.length} characters; at most ${MAX_CODE_CHARS})` })
-  const module = yield* loadModule
-  return yield* Effect.acquireUseRelease(
-    guarded(() => new Sandbox(module, limits)),
-    (sandbox) =>
-      Effect.gen(function* () {
-        yield* guarded(() => sandbox.start(code))
-        while ((yield* guarded(() => sandbox.step())) === "again") yield* Effect.yieldNow()
-        return yield* yield* guarded(() => sandbox.finish())
-      }),
-    (sandbox) => Effect.sync(() => sandbox.dispose())
-  )
+  return yield* runInWorker(code, limits)
 })
 
-/** Hard cap of the WebAssembly heap, shared by concurrent calls (QuickJS's own limit cannot count, see loadModule). */
+/** Hard cap of each worker's WebAssembly heap (QuickJS's own limit cannot count, see evalWorker.ts). */
 export const sandboxHeapMaxBytes = 48 * 1024 * 1024
 
-const WASM_PAGE = 64 * 1024
-// The module's declared minimum: 16 MiB.
-const HEAP_INITIAL_BYTES = 16 * 1024 * 1024
+const MAX_CODE_CHARS = 256 * 1024
+/**
+ * Workers alive at most; further calls wait for one to be free. Each holds a 16–48 MiB heap; a few more than the
+ * cores, so that runaway calls spinning until their time limit do not hold up every other call.
+ */
+const MAX_WORKERS = Math.max(4, Math.min(8, navigator.hardwareConcurrency || 4))
+/** Idle workers kept warm indefinitely; extra idle ones are terminated after IDLE_TRIM_MS. */
+const KEEP_IDLE = 1
+const IDLE_TRIM_MS = 10_000
+/** A worker that does not answer by the time limit plus this is terminated (the in-worker limit failed). */
+const GUARD_MARGIN_MS = 1_000
+/** A worker that is not ready (QuickJS loaded) by then is given up. */
+const START_TIMEOUT_MS = 15_000
 
 let live = 0
-let loaded: Promise<QuickJSWASMModule> | undefined
-let current: QuickJSWASMModule | undefined
+let lastHeapBytes: number | undefined
 
-const abandonModule = (): void => {
-  loaded = undefined
-  current = undefined
+type WorkerEvent =
+  | { readonly kind: "reply"; readonly reply: WorkerReply }
+  | { readonly kind: "crash"; readonly message: string }
+
+/** One worker thread; `listen` routes its messages to whoever uses it now. */
+class EvalWorker {
+  private readonly worker: Worker
+  private listener: ((event: WorkerEvent) => void) | undefined
+  /** The worker died or was terminated: it is never handed out again. */
+  dead = false
+
+  constructor() {
+    this.worker = new Worker(new URL("./evalWorker.ts", import.meta.url), {
+      name: "eval-sandbox",
+      env: {},
+      // Idle workers must not keep the process alive; a running call holds its own guard timer.
+      ref: false
+    })
+    this.worker.addEventListener("message", (event: MessageEvent<WorkerReply>) =>
+      this.listener?.({ kind: "reply", reply: event.data })
+    )
+    this.worker.addEventListener("error", (event: ErrorEvent) => this.crash(event.message || "worker error"))
+    this.worker.addEventListener("messageerror", () => this.crash("a message could not be read"))
+    this.worker.addEventListener("close", () => this.crash("the worker exited"))
+    this.post({ type: "init", heapMaxBytes: sandboxHeapMaxBytes })
+  }
+
+  listen(listener: (event: WorkerEvent) => void): void {
+    this.listener = listener
+  }
+
+  post(request: WorkerRequest): void {
+    this.worker.postMessage(request)
+  }
+
+  terminate(): void {
+    this.listener = undefined
+    if (this.dead) return
+    this.dead = true
+    this.worker.terminate()
+  }
+
+  private crash(message: string): void {
+    if (this.dead) return
+    this.dead = true
+    this.listener?.({ kind: "crash", message })
+  }
 }
 
-// Our own module instance rather than the shared singleton: nothing else can have touched it. QuickJS
-// cannot measure allocation sizes in this build (malloc_usable_size is unavailable), so its memory limit
-// only refuses single huge allocations; the hard cap is the maximum of the WebAssembly memory we give it.
-const loadModule = Effect.tryPromise({
-  try: () =>
-    (loaded ??= newQuickJSWASMModule(
-      newVariant(RELEASE_SYNC, {
-        wasmMemory: new WebAssembly.Memory({
-          initial: HEAP_INITIAL_BYTES / WASM_PAGE,
-          maximum: sandboxHeapMaxBytes / WASM_PAGE
-        })
-      })
-    ).then((module) => {
-      current = module
-      return module
-    })),
-  catch: (cause) => {
-    abandonModule()
-    return new ToolError({ message: "the JavaScript sandbox could not be loaded", cause })
-  }
-})
-
-// A host-side exception (not a JS exception inside the sandbox, which comes back as a value) means the
-// WebAssembly module may be damaged: it is abandoned (see Sandbox.guard) and a fresh one is loaded next time.
-const guarded = <A>(f: () => A): Effect.Effect<A, ToolError> =>
-  Effect.try({
-    try: f,
-    catch: (cause) =>
-      new ToolError({
-        message:
-          cause instanceof RangeError
-            ? "eval stopped: the code nested too deeply for the sandbox (host stack exhausted); the sandbox was discarded"
-            : `eval stopped: the JavaScript sandbox crashed (${String(cause)}); it was discarded`,
-        cause
-      })
-  })
-
-const JOB_BATCH = 1_000
-const MAX_CODE_CHARS = 256 * 1024
-const MAX_STACK_LINES = 10
-const MAX_WRAP_CANDIDATES = 8
-
-const mib = (bytes: number) => `${Math.round((bytes / 1024 / 1024) * 10) / 10} MiB`
+/** A call waiting for a worker; `deliver` gets a ready worker, or the error that no worker could start. */
+interface Waiter {
+  readonly deliver: (worker: EvalWorker | ToolError) => void
+}
 
 /**
- * Runs inside the sandbox once: installs `console` (writing through the host function it is given, which
- * is never put on the global object) and returns `render`, the JSON-ish printer used for the result.
+ * Ready workers for `runInWorker`: one is kept warm while idle, more are started for concurrent calls (up to
+ * MAX_WORKERS; beyond that calls wait), and a worker terminated on interrupt or timeout is replaced lazily.
  */
-const PRELUDE = `(function (write, limit, maxStackLines) {
-  "use strict";
-  const isArray = Array.isArray, keysOf = Object.keys, quote = JSON.stringify, isView = ArrayBuffer.isView;
-  const ErrorCtor = Error, PromiseCtor = Promise, MapCtor = Map, SetCtor = Set, DateCtor = Date, RegExpCtor = RegExp;
-  const MAX_ITEMS = 50, MAX_DEPTH = 5, IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
-  function render(value, raw) {
-    let size = 0;
-    const seen = [];
-    const str = (s) => quote(s.length > limit ? s.slice(0, limit) + "…" : s);
-    const errorText = (e, top) => {
-      const head = String(e.name) + ": " + String(e.message);
-      if (!top || typeof e.stack !== "string" || e.stack.length === 0) return head;
-      return head + "\\n" + e.stack.split("\\n").filter((l) => l.length > 0).slice(0, maxStackLines).join("\\n");
-    };
-    const items = (list, depth) => {
-      const out = [];
-      for (let i = 0; i < list.length && i < MAX_ITEMS && size <= limit; i++) out.push(r(list[i], depth + 1));
-      if (list.length > out.length) out.push("… " + (list.length - out.length) + " more");
-      return out.join(", ");
-    };
-    const obj = (v, depth) => {
-      if (seen.indexOf(v) !== -1) return "[Circular]";
-      if (v instanceof ErrorCtor) return errorText(v, depth === 0);
-      if (v instanceof PromiseCtor) return "Promise {}";
-      if (v instanceof DateCtor) return isNaN(v.getTime()) ? "Invalid Date" : v.toISOString();
-      if (v instanceof RegExpCtor) return String(v);
-      if (depth >= MAX_DEPTH) return isArray(v) ? "[Array]" : "[Object]";
-      seen.push(v);
-      try {
-        if (isArray(v)) return "[" + items(v, depth) + "]";
-        if (isView(v)) return "TypedArray(" + v.length + ") [" + items(v, depth) + "]";
-        if (v instanceof MapCtor) {
-          const entries = [];
-          for (const [k, x] of v) {
-            if (entries.length >= MAX_ITEMS) break;
-            entries.push(r(k, depth + 1) + " => " + r(x, depth + 1));
-          }
-          return "Map(" + v.size + ") {" + entries.join(", ") + "}";
-        }
-        if (v instanceof SetCtor) {
-          const entries = [];
-          for (const x of v) { if (entries.length >= MAX_ITEMS) break; entries.push(r(x, depth + 1)); }
-          return "Set(" + v.size + ") {" + entries.join(", ") + "}";
-        }
-        const keys = keysOf(v);
-        const parts = [];
-        for (let i = 0; i < keys.length && i < MAX_ITEMS && size <= limit; i++) {
-          const k = keys[i];
-          parts.push((IDENT.test(k) ? k : quote(k)) + ": " + r(v[k], depth + 1));
-        }
-        if (keys.length > parts.length) parts.push("… " + (keys.length - parts.length) + " more");
-        return parts.length === 0 ? "{}" : "{ " + parts.join(", ") + " }";
-      } finally {
-        seen.pop();
+class WorkerPool {
+  private readonly idle: Array<EvalWorker> = []
+  private readonly waiting: Array<Waiter> = []
+  private starting = 0
+  private total = 0
+  private trimTimer: ReturnType<typeof setTimeout> | undefined
+
+  get size(): number {
+    return this.total
+  }
+
+  /** Hands a ready worker to `deliver`, now or once one is free; the returned function withdraws the request. */
+  acquire(deliver: Waiter["deliver"]): () => void {
+    const waiter: Waiter = { deliver }
+    this.waiting.push(waiter)
+    this.pump()
+    return () => {
+      const index = this.waiting.indexOf(waiter)
+      if (index !== -1) this.waiting.splice(index, 1)
+    }
+  }
+
+  /** Takes back a worker whose run ended normally; it serves the next waiter or waits warm. */
+  release(worker: EvalWorker): void {
+    if (worker.dead) return this.discard(worker)
+    this.idle.push(worker)
+    this.pump()
+    this.scheduleTrim()
+  }
+
+  /** Terminates a worker (interrupted, timed out, crashed or untrusted); a replacement starts only when needed. */
+  discard(worker: EvalWorker): void {
+    worker.terminate()
+    this.total--
+    this.pump()
+  }
+
+  private pump(): void {
+    while (this.waiting.length > 0) {
+      const worker = this.idle.pop()
+      if (worker === undefined) break
+      if (worker.dead) {
+        this.discard(worker)
+        return
       }
-    };
-    const r = (v, depth) => {
-      if (size > limit) return "…";
-      let out;
-      switch (typeof v) {
-        case "string": out = str(v); break;
-        case "number": out = v === 0 && 1 / v < 0 ? "-0" : String(v); break;
-        case "boolean": out = String(v); break;
-        case "bigint": out = String(v) + "n"; break;
-        case "undefined": out = "undefined"; break;
-        case "symbol": out = v.toString(); break;
-        case "function": out = "[Function " + (v.name || "anonymous") + "]"; break;
-        default: out = v === null ? "null" : obj(v, depth);
-      }
-      size += out.length;
-      return out;
-    };
+      this.waiting.shift()?.deliver(worker)
+    }
+    while (this.waiting.length > this.starting && this.total < MAX_WORKERS) this.spawn()
+  }
+
+  private spawn(): void {
+    this.total++
+    this.starting++
+    let worker: EvalWorker
     try {
-      if (raw && typeof value === "string") return value.length > limit ? value.slice(0, limit) + "…" : value;
-      return r(value, 0);
-    } catch (e) {
-      try { return "[unrenderable value: " + String(e) + "]"; } catch (_) { return "[unrenderable value]"; }
-    }
-  }
-  const print = (level) => function () {
-    let line = "";
-    for (let i = 0; i < arguments.length && line.length <= limit; i++) line += (i > 0 ? " " : "") + render(arguments[i], true);
-    write(level, line.length > limit ? line.slice(0, limit) + "…" : line);
-  };
-  const log = print("log");
-  globalThis.console = { log, info: log, debug: log, warn: print("warn"), error: print("error") };
-  return render;
-})`
-
-/** One fresh runtime and context; every handle it makes is disposed by `dispose`. */
-class Sandbox {
-  private readonly runtime: QuickJSRuntime
-  private readonly context: QuickJSContext
-  private readonly owned: Array<QuickJSHandle> = []
-  private readonly render: QuickJSHandle
-  private readonly deadline: number
-  private timedOut = false
-  private disposed = false
-  private crashed = false
-  private lines: Array<string> = []
-  private outputChars = 0
-  private truncated = false
-  private result: QuickJSHandle | undefined
-  private failure: string | undefined
-
-  constructor(module: QuickJSWASMModule, private readonly limits: EvalLimits) {
-    this.deadline = performance.now() + limits.timeLimitMs
-    this.runtime = module.newRuntime()
-    live++
-    try {
-      this.runtime.setMemoryLimit(limits.memoryLimitBytes)
-      this.runtime.setMaxStackSize(limits.maxStackBytes)
-      this.runtime.setInterruptHandler(() => {
-        if (performance.now() > this.deadline) this.timedOut = true
-        return this.timedOut
-      })
-      this.context = this.runtime.newContext()
-      this.runtime.removeModuleLoader()
-      const preludeResult = this.context.evalCode(PRELUDE, "prelude.js", { type: "global", strict: true })
-      const prelude = this.own(this.context.unwrapResult(preludeResult))
-      const write = this.own(this.context.newFunction("write", (level, text) => this.write(level, text)))
-      const limit = this.own(this.context.newNumber(limits.outputLimitChars))
-      const stackLines = this.own(this.context.newNumber(MAX_STACK_LINES))
-      const renderResult = this.context.callFunction(prelude, this.context.undefined, write, limit, stackLines)
-      this.render = this.own(this.context.unwrapResult(renderResult))
-    } catch (error) {
-      this.crashed = true
-      abandonModule()
-      this.dispose()
-      throw error
-    }
-  }
-
-  /** Compiles and runs the code; top-level `await` makes it the body of an async function. */
-  start(code: string): void {
-    this.guard(() => this.startUnguarded(code))
-  }
-
-  /** Runs one batch of pending jobs; "done" once the result settled, failed, or nothing can run any more. */
-  step(): "again" | "done" {
-    return this.guard(() => this.stepUnguarded())
-  }
-
-  /** The output for the model, or the error (with the console output so far) as a ToolError. */
-  finish(): Either.Either<ToolOutput, ToolError> {
-    return this.guard(() => this.finishUnguarded())
-  }
-
-  /** Frees every handle, the context and the runtime; never throws, and never touches a crashed module. */
-  dispose(): void {
-    if (this.disposed) return
-    this.disposed = true
-    live--
-    if (this.crashed) return
-    try {
-      for (const handle of this.owned.reverse()) if (handle.alive) handle.dispose()
-      if (this.context?.alive) this.context.dispose()
-      if (this.runtime.alive) this.runtime.dispose()
-    } catch {
-      abandonModule()
-    }
-  }
-
-  // After a host-side exception the C state of the module is inconsistent (e.g. a stack unwound mid-call):
-  // freeing into it could abort, so the module is abandoned whole and left to the garbage collector.
-  private guard<A>(f: () => A): A {
-    try {
-      return f()
-    } catch (error) {
-      this.crashed = true
-      abandonModule()
-      throw error
-    }
-  }
-
-  private startUnguarded(code: string): void {
-    const source = this.pickSource(code)
-    const evaluated = this.context.evalCode(source, "sandbox.js", { type: "global" })
-    if (evaluated.error) this.failure = this.uncaught(this.own(evaluated.error))
-    else this.result = this.own(evaluated.value)
-  }
-
-  private stepUnguarded(): "again" | "done" {
-    if (this.failure !== undefined || this.result === undefined) return "done"
-    const ran = this.runtime.executePendingJobs(JOB_BATCH)
-    if (ran.error) {
-      this.failure = this.uncaught(this.own(ran.error))
-      return "done"
-    }
-    const pending = this.isPendingPromise(this.result)
-    if (!this.runtime.hasPendingJob()) {
-      if (pending) this.failure = "the promise never settled: nothing is left to run (no timers, network or I/O here)"
-      return "done"
-    }
-    if (performance.now() > this.deadline) {
-      this.timedOut = true
-      this.failure = this.timeLimitMessage()
-      return "done"
-    }
-    return "again"
-  }
-
-  private finishUnguarded(): Either.Either<ToolOutput, ToolError> {
-    if (this.failure === undefined && this.result !== undefined && !this.timedOut) {
-      const settled = this.settledValue(this.result)
-      if (settled.ok) {
-        const rendered = this.renderValue(settled.value)
-        if (rendered !== undefined) {
-          this.append(`=> ${rendered}`)
-          return Either.right({ output: this.lines.join("\n"), truncated: this.truncated })
-        }
-      } else this.failure = this.uncaught(settled.value)
-    }
-    const failure = this.timedOut ? this.timeLimitMessage() : (this.failure ?? "the sandbox stopped without a result")
-    const logged = this.lines.length > 0 ? `\n--- console output before the error ---\n${this.lines.join("\n")}` : ""
-    const message = `${failure}${logged}`
-    const cap = this.limits.outputLimitChars
-    return Either.left(new ToolError({ message: message.length > cap ? `${message.slice(0, cap)}…` : message }))
-  }
-
-  private own(handle: QuickJSHandle): QuickJSHandle {
-    this.owned.push(handle)
-    return handle
-  }
-
-  private write(level: QuickJSHandle, text: QuickJSHandle): void {
-    if (this.context.typeof(text) !== "string") return
-    const kind = this.context.typeof(level) === "string" ? this.context.getString(level) : "log"
-    this.append((kind === "log" ? "" : `[${kind}] `) + this.context.getString(text))
-  }
-
-  private append(line: string): void {
-    const room = this.limits.outputLimitChars - this.outputChars
-    if (room <= 0) {
-      this.truncated = true
+      worker = new EvalWorker()
+    } catch (cause) {
+      this.starting--
+      this.total--
+      this.failOne(cause)
       return
     }
-    const kept = line.length > room ? line.slice(0, room) : line
-    if (kept.length < line.length) this.truncated = true
-    this.lines.push(kept)
-    this.outputChars += kept.length + 1
-  }
-
-  // A global script keeps "last expression is the result"; only code that fails to compile because of
-  // top-level await is wrapped, trying `return <last statement>` so its value still comes back.
-  private pickSource(code: string): string {
-    if (this.compiles(code) || !/\bawait\b/.test(code)) return code
-    const candidates = [`(async () => (${code}\n))()`]
-    const cuts: Array<number> = []
-    for (let i = code.length - 1; i >= 0 && cuts.length < MAX_WRAP_CANDIDATES; i--) {
-      if ((code[i] === ";" || code[i] === "\n") && code.slice(i + 1).trim().length > 0) cuts.push(i)
+    const timer = setTimeout(() => started(new Error(`not ready after ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS)
+    let done = false
+    const started = (failure: unknown): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      this.starting--
+      if (failure === undefined) return this.release(worker)
+      worker.terminate()
+      this.total--
+      this.failOne(failure)
+      this.pump()
     }
-    for (const cut of cuts) candidates.push(`(async () => {${code.slice(0, cut + 1)}\nreturn (${code.slice(cut + 1)}\n);})()`)
-    candidates.push(`(async () => {${code}\n})()`)
-    return candidates.find((candidate) => this.compiles(candidate)) ?? code
+    worker.listen((event) =>
+      event.kind === "crash" ? started(new Error(event.message)) : event.reply.type === "ready" ? started(undefined) : undefined
+    )
   }
 
-  private compiles(source: string): boolean {
-    const compiled = this.context.evalCode(source, "sandbox.js", { type: "global", compileOnly: true })
-    const ok = compiled.error === undefined
-    compiled.dispose()
-    return ok
+  private failOne(cause: unknown): void {
+    this.waiting.shift()?.deliver(new ToolError({ message: `the JavaScript sandbox could not be loaded (${String(cause)})`, cause }))
   }
 
-  private isPendingPromise(handle: QuickJSHandle): boolean {
-    const state = this.context.getPromiseState(handle)
-    if (state.type === "fulfilled" && !state.notAPromise) state.value.dispose()
-    if (state.type === "rejected") state.error.dispose()
-    return state.type === "pending"
-  }
-
-  private settledValue(handle: QuickJSHandle): { readonly ok: boolean; readonly value: QuickJSHandle } {
-    const state = this.context.getPromiseState(handle)
-    switch (state.type) {
-      case "fulfilled":
-        return { ok: true, value: state.notAPromise ? handle : this.own(state.value) }
-      case "rejected":
-        return { ok: false, value: this.own(state.error) }
-      case "pending":
-        return { ok: false, value: this.own(this.context.newError("the promise never settled")) }
-      default: {
-        const _exhaustive: never = state
-        return _exhaustive
+  private scheduleTrim(): void {
+    if (this.idle.length <= KEEP_IDLE || this.trimTimer !== undefined) return
+    this.trimTimer = setTimeout(() => {
+      this.trimTimer = undefined
+      // The least recently used go first; pump hands out the most recently used.
+      while (this.idle.length > KEEP_IDLE) {
+        const worker = this.idle.shift()
+        if (worker !== undefined) {
+          worker.terminate()
+          this.total--
+        }
       }
-    }
-  }
-
-  private renderValue(value: QuickJSHandle): string | undefined {
-    const rendered = this.context.callFunction(this.render, this.context.undefined, value)
-    if (rendered.error) {
-      this.failure = this.uncaught(this.own(rendered.error))
-      return undefined
-    }
-    const text = this.own(rendered.value)
-    return this.context.typeof(text) === "string" ? this.context.getString(text) : "[unrenderable value]"
-  }
-
-  private uncaught(error: QuickJSHandle): string {
-    if (this.timedOut) return this.timeLimitMessage()
-    const rendered = this.context.callFunction(this.render, this.context.undefined, error)
-    const text =
-      rendered.error === undefined && this.context.typeof(rendered.value) === "string"
-        ? this.context.getString(rendered.value)
-        : "[unrenderable exception]"
-    rendered.dispose()
-    if (this.timedOut) return this.timeLimitMessage()
-    if (text.startsWith("InternalError: out of memory"))
-      return `Uncaught ${text}\n(the sandbox has about ${mib(this.limits.memoryLimitBytes)} of memory)`
-    if (text.startsWith("InternalError: stack overflow"))
-      return `Uncaught InternalError: stack overflow (the sandbox stack limit is ${this.limits.maxStackBytes / 1024} KiB)`
-    return `Uncaught ${text}`
-  }
-
-  private timeLimitMessage(): string {
-    return `eval stopped: the time limit of ${this.limits.timeLimitMs} ms was exceeded`
+    }, IDLE_TRIM_MS)
+    this.trimTimer.unref()
   }
 }
+
+const pool = new WorkerPool()
+
+const timeLimitMessage = (limits: EvalLimits) =>
+  `eval stopped: the time limit of ${limits.timeLimitMs} ms was exceeded (the sandbox did not stop by itself and was terminated)`
+
+/** One evaluation on a pooled worker; interruption withdraws the request or terminates the worker at once. */
+const runInWorker = (code: string, limits: EvalLimits): Effect.Effect<ToolOutput, ToolError> =>
+  Effect.async<ToolOutput, ToolError>((resume) => {
+    live++
+    let done = false
+    let worker: EvalWorker | undefined
+    let guard: ReturnType<typeof setTimeout> | undefined
+    const end = (keep: boolean): void => {
+      done = true
+      live--
+      if (guard !== undefined) clearTimeout(guard)
+      if (worker !== undefined) (keep ? pool.release(worker) : pool.discard(worker))
+    }
+    const settle = (result: Effect.Effect<ToolOutput, ToolError>, keep: boolean): void => {
+      if (done) return
+      end(keep)
+      resume(result)
+    }
+    const withdraw = pool.acquire((acquired) => {
+      if (acquired instanceof ToolError) return settle(Effect.fail(acquired), false)
+      if (done) return pool.release(acquired)
+      worker = acquired
+      acquired.listen((event) => {
+        if (event.kind === "crash")
+          return settle(
+            Effect.fail(new ToolError({ message: `eval stopped: the JavaScript sandbox crashed (${event.message}); it was discarded` })),
+            false
+          )
+        const reply = event.reply
+        if (reply.type !== "result") return
+        lastHeapBytes = reply.heapBytes
+        if (reply.ok) settle(Effect.succeed({ output: reply.output, truncated: reply.truncated }), true)
+        else settle(Effect.fail(new ToolError({ message: reply.error })), !reply.discard)
+      })
+      guard = setTimeout(
+        () => settle(Effect.fail(new ToolError({ message: timeLimitMessage(limits) })), false),
+        limits.timeLimitMs + GUARD_MARGIN_MS
+      )
+      acquired.post({ type: "run", code, limits })
+    })
+    return Effect.sync(() => {
+      if (done) return
+      withdraw()
+      end(false)
+    })
+  })
