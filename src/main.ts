@@ -5,7 +5,7 @@
  */
 import * as BunHttpServer from "@effect/platform-bun/BunHttpServer"
 import * as BunRuntime from "@effect/platform-bun/BunRuntime"
-import { Effect, Layer, Logger, LogLevel } from "effect"
+import { Duration, Effect, Layer, Logger, LogLevel, Schedule } from "effect"
 import { runFeed, runReaper } from "./cluster/Cluster.ts"
 import * as Leases from "./cluster/Leases.ts"
 import * as LlmRunner from "./llm/LlmRunner.ts"
@@ -39,6 +39,10 @@ const workers = externalWorkers(process.env)
 const program = Effect.gen(function* () {
   const recovered = url === null ? yield* recover : []
   if (recovered.length > 0) yield* Effect.logInfo(`recovery: closed open turns/executions of ${recovered.length} session(s)`)
+
+  // Sessions nobody wrote for ten minutes leave memory; the next input reloads them from the store.
+  const writer = yield* SessionWriter
+  yield* writer.evictIdle(10 * 60_000).pipe(Effect.repeat(Schedule.spaced(Duration.minutes(1))), Effect.forkScoped)
 
   const llmRunner = yield* LlmRunner.make
   const toolRunner = workers ? null : yield* ToolRunner.make

@@ -285,9 +285,7 @@ describe("SessionWriter", () => {
     expect(out.seen === null || out.seen === out.stored).toBe(true)
   })
 
-  // BUG (src/session/SessionWriter.ts, evictIdle): it skips sessions with inputs in the queue, but a batch already
-  // taken by the drain fiber is not in the queue; interrupting that fiber mid-append loses the batch and leaves its
-  // submitters waiting forever. Reached when an append takes longer than `olderThanMs` (or with evictIdle(0)).
+  // A batch already taken by the drain fiber is not in the queue: eviction must not interrupt it mid-append.
   test("evictIdle does not interrupt a batch in flight: its submit completes and its events are stored", async () => {
     const out = await gatedWriter(({ hold, entered, release }) =>
       Effect.gen(function* () {
@@ -304,5 +302,23 @@ describe("SessionWriter", () => {
       })
     )
     expect(out).toEqual({ completed: true, head: 3 })
+  })
+
+  test("evictIdle keeps sessions with work in flight and drops idle ones, which reload intact", async () => {
+    const out = await runWriter(
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const idle = yield* writer.create()
+        const busy = yield* writer.create()
+        // No runner here: the turn stays streaming, so the session is busy.
+        yield* writer.submit(busy, { type: "send_message", text: "hi" }, alice)
+        const before = yield* writer.inspect(idle, (s) => s.head)
+        const evicted = yield* writer.evictIdle(0)
+        const phase = yield* writer.inspect(busy, (s) => s.interrupts.streaming !== null)
+        const ack = yield* writer.submit(idle, { type: "send_message", text: "back" }, alice)
+        return { evicted, before, phase, head: ack.head }
+      })
+    )
+    expect(out).toEqual({ evicted: 1, before: 1, phase: true, head: 3 })
   })
 })

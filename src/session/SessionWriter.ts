@@ -7,7 +7,7 @@ import { type Input, Rejection } from "../domain/Command.ts"
 import { type DecideContext, decide } from "../domain/decide.ts"
 import type { Actor, Draft, Envelope } from "../domain/Event.ts"
 import { summaryView } from "../domain/projections/summary.ts"
-import { evolve, fold, initialState, type SessionState } from "../domain/state.ts"
+import { evolve, fold, initialState, isBusy, type SessionState } from "../domain/state.ts"
 import { EventStore, StoreError } from "../store/EventStore.ts"
 import { Bus } from "./Bus.ts"
 
@@ -347,8 +347,9 @@ export const make = Effect.gen(function* () {
       for (const [session, entry] of live) {
         if (now - entry.lastUsed < olderThanMs) continue
         if ((yield* Queue.size(entry.queue)) > 0) continue
-        // A batch being decided or appended is not in the queue any more: leave that session alone.
-        if (entry.busy) continue
+        // A batch being decided or appended is not in the queue any more: leave that session alone. A session with a
+        // turn or tool call in flight will be written again soon: keep it too.
+        if (entry.busy || isBusy(entry.state)) continue
         entry.evicted = true
         entries.delete(session)
         live.delete(session)
