@@ -28,6 +28,8 @@ export const serve = Effect.gen(function* () {
   const app = yield* HttpRouter.toHttpApp(router)
   const handle = HttpApp.toWebHandlerRuntime(runtime)(app)
   const webRoot = resolve(config.webRoot)
+  // Client ids must stay distinct across restarts and across the processes sharing a store: `user:<id>` is on the tape.
+  const processTag = crypto.randomUUID().slice(0, 6)
   let nextClient = 0
 
   /** Same-origin (by the names this server answers to) or explicitly allowed; a missing Origin is a non-browser client. */
@@ -61,7 +63,7 @@ export const serve = Effect.gen(function* () {
           return new Response("cross-origin websocket refused", { status: 403 })
         }
         const remote = srv.requestIP(req)?.address ?? "unknown"
-        if (srv.upgrade(req, { data: bridge.newConn(`c${++nextClient}`, remote) })) return undefined
+        if (srv.upgrade(req, { data: bridge.newConn(`${processTag}-${++nextClient}`, remote) })) return undefined
         return new Response("expected a websocket upgrade", { status: 426 })
       }
       if (url.pathname.startsWith("/api/") || url.pathname === "/healthz") {
