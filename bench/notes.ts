@@ -93,17 +93,20 @@ per-row object rebuilding and one parse per row.`,
 
   "8b": `Replay is the fold of row 1 over a mixed tape; a miss would come from the same places (see row 1).`,
 
-  "9": `**Why.** Idle with 10,000 stored sessions the server is at ~150 MB; 100 live streams add ~200 MB at peak (HTTP
-and websocket buffers, one deflate context per client, fibers, BAML request state, writer entries and the garbage of
-5,000 chunks/s that the collector has not given back yet).
+  "9": `**Why.** Idle with 10,000 stored sessions the server is at ~150 MB; with 100 live streams it peaks at ~340–360 MB.
+The measurement below puts most of that in loaded code and heap capacity rather than in per-session data.
 
 **Tried (before → after):** idle 194 → 150 MB by importing \`@effect/platform\`, \`@effect/platform-bun\` and
 \`@effect/sql*\` modules by path instead of their barrels (which load cluster, rpc and workflow). \`bun --smol\` did
 not lower the peak (383 MB). Peak 360 MB, unchanged within noise.
 
-**Next, by expected impact.** (1) Measure the live part with a heap snapshot at peak (\`Bun.generateHeapSnapshot\`)
-to split buffers from garbage. (2) Import \`effect\` by module too (its barrel is ~34 MB of the idle figure).
-(3) Schedule \`SessionWriter.evictIdle\` so sessions opened once leave memory. (4) Bundle the server for \`npm start\`
+**Measured at peak** (\`heapStats()\` from \`bun:jsc\` once a second in the server): RSS 336 MB, JS heap 96 MB in use of
+207 MB capacity, ~30 MB outside the heap; ~430 k function objects and ~350 k closure scopes exist from the first sample on
+(module code of \`effect\`, \`@effect/*\`, the BAML client), so most of the footprint is loaded code and heap capacity
+JSC keeps, not per-session data. Disabling permessage-deflate did not change the peak (350 MB).
+
+**Next, by expected impact.** (1) Load less code: import \`effect\` by module instead of its barrel, and check which
+\`@effect/*\` modules the server pulls in that it never uses. (2) Bundle the server for \`npm start\`
 (\`bun build --target=bun\`; the QuickJS wasm path must be kept external).`
 }
 
