@@ -105,9 +105,12 @@ not lower the peak (383 MB). Peak 360 MB, unchanged within noise.
 (module code of \`effect\`, \`@effect/*\`, the BAML client), so most of the footprint is loaded code and heap capacity
 JSC keeps, not per-session data. Disabling permessage-deflate did not change the peak (350 MB).
 
-**Next, by expected impact.** (1) Load less code: import \`effect\` by module instead of its barrel, and check which
-\`@effect/*\` modules the server pulls in that it never uses. (2) Bundle the server for \`npm start\`
-(\`bun build --target=bun\`; the QuickJS wasm path must be kept external).`
+Importing \`effect\` module by module instead of through its barrel was measured too: the modules the server uses
+(Schema and Stream above all) load the same ~35 MB, so that was not done.
+
+**Next, by expected impact.** (1) Bundle the server for \`npm start\` (\`bun build --target=bun --minify\`, keeping
+\`@boundaryml/baml\` and the QuickJS wasm external): an earlier measurement here put the idle server at 87 MB bundled
+against 127 MB unbundled. (2) Return heap capacity after bursts (JSC keeps ~2× the live heap at peak).`
 }
 
 /** What was changed to meet the targets, with the figures before and after (same machine, quick mode). */
