@@ -108,9 +108,13 @@ JSC keeps, not per-session data. Disabling permessage-deflate did not change the
 Importing \`effect\` module by module instead of through its barrel was measured too: the modules the server uses
 (Schema and Stream above all) load the same ~35 MB, so that was not done.
 
-**Next, by expected impact.** (1) Bundle the server for \`npm start\` (\`bun build --target=bun --minify\`, keeping
-\`@boundaryml/baml\` and the QuickJS wasm external): an earlier measurement here put the idle server at 87 MB bundled
-against 127 MB unbundled. (2) Return heap capacity after bursts (JSC keeps ~2× the live heap at peak).`
+Bundling the server (\`bun build --target=bun --minify\`, BAML and QuickJS external) was measured after the
+path imports: idle 101 → 88 MB with a memory store, ~13 MB, not enough alone and not adopted (the eval worker's URL
+would need rewriting for the bundle).
+
+**Next.** The peak is heap capacity JSC keeps after a burst (~2× the live heap) on top of loaded code: cap the
+JS heap (JSC options such as a smaller \`JSC_maxHeapSize\`-style limit or periodic \`Bun.gc()\` after bursts) and
+measure the trade against CPU at K = 100.`
 }
 
 /** What was changed to meet the targets, with the figures before and after (same machine, quick mode). */
