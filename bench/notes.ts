@@ -112,9 +112,9 @@ Bundling the server (\`bun build --target=bun --minify\`, BAML and QuickJS exter
 path imports: idle 101 → 88 MB with a memory store, ~13 MB, not enough alone and not adopted (the eval worker's URL
 would need rewriting for the bundle).
 
-**Next.** The peak is heap capacity JSC keeps after a burst (~2× the live heap) on top of loaded code: cap the
-JS heap (JSC options such as a smaller \`JSC_maxHeapSize\`-style limit or periodic \`Bun.gc()\` after bursts) and
-measure the trade against CPU at K = 100.`
+**Next.** The peak is heap capacity JSC keeps after a burst (~2× the live heap) on top of loaded code: try a
+forced \`Bun.gc(true)\` when a burst ends (untested here; \`--smol\` did not lower the peak) and measure its CPU cost
+at K = 100.`
 }
 
 /** What was changed to meet the targets, with the figures before and after (same machine, quick mode). */
