@@ -227,20 +227,19 @@ export const make = Effect.gen(function* () {
       if (existing) return yield* Deferred.await(existing)
       const loading = yield* Deferred.make<Option.Option<Entry>, StoreError>()
       entries.set(session, loading)
-      const result = yield* Effect.either(load(session).pipe(Effect.flatMap(newEntry)))
-      if (Either.isLeft(result)) {
+      const state = yield* Effect.either(load(session))
+      if (Either.isLeft(state)) {
         entries.delete(session)
-        yield* Deferred.fail(loading, result.left)
-        return yield* Effect.fail(result.left)
+        yield* Deferred.fail(loading, state.left)
+        return yield* Effect.fail(state.left)
       }
-      const entry = result.right
-      if (entry.state.head === 0) {
-        // Not a session (yet): keep nothing in memory for ids that do not exist.
+      if (state.right.head === 0) {
+        // Not a session (yet): keep nothing in memory, and start no fiber, for ids that do not exist.
         entries.delete(session)
         yield* Deferred.succeed(loading, Option.none())
-        if (entry.fiber) yield* Fiber.interrupt(entry.fiber)
         return Option.none()
       }
+      const entry = yield* newEntry(state.right)
       live.set(session, entry)
       yield* Deferred.succeed(loading, Option.some(entry))
       return Option.some(entry)
@@ -256,23 +255,20 @@ export const make = Effect.gen(function* () {
 
   const unknown = (session: string) => new Rejection({ code: "unknown_session", message: `session ${session} does not exist` })
 
-  const offer = (session: string, input: Input, by: Actor) =>
+  /** The entry to queue on: looked up again when an eviction raced the lookup. */
+  const liveEntry = (session: string) =>
     Effect.gen(function* () {
       for (;;) {
         const entry = yield* entryOf(session)
         if (Option.isNone(entry)) return yield* Effect.fail(unknown(session))
-        if (!entry.value.evicted) return yield* offerTo(entry.value, input, by)
+        if (!entry.value.evicted) return entry.value
       }
     })
 
+  const offer = (session: string, input: Input, by: Actor) => Effect.flatMap(liveEntry(session), (entry) => offerTo(entry, input, by))
+
   const report = (session: string, input: Input, by: Actor) =>
-    Effect.gen(function* () {
-      for (;;) {
-        const entry = yield* entryOf(session)
-        if (Option.isNone(entry)) return yield* Effect.fail(unknown(session))
-        if (!entry.value.evicted) return yield* Queue.offer(entry.value.queue, { input, by, done: null })
-      }
-    })
+    Effect.flatMap(liveEntry(session), (entry) => Queue.offer(entry.queue, { input, by, done: null }))
 
   const submit = Effect.fn("SessionWriter.submit")(function* (session: string, input: Input, by: Actor) {
     return yield* Deferred.await(yield* offer(session, input, by))
@@ -289,7 +285,7 @@ export const make = Effect.gen(function* () {
       return entry
     })
 
-  const newId = Effect.map(Random.nextInt, () => crypto.randomUUID().replaceAll("-", "").slice(0, 16))
+  const newId = Effect.sync(() => crypto.randomUUID().replaceAll("-", "").slice(0, 16))
 
   const create = Effect.fn("SessionWriter.create")(function* (opts?: { readonly title?: string }) {
     const session = yield* newId
