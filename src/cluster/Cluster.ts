@@ -4,12 +4,12 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Duration, Effect, Either, Option, Redacted, Schedule, Stream } from "effect"
+import { Duration, Effect, Redacted, Schedule, Stream } from "effect"
 import { Bus } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { EventStore } from "../store/EventStore.ts"
 import { COMMIT_CHANNEL } from "../store/pg.ts"
-import { ToolCatalogue } from "../tools/catalogue.ts"
+import { executeCall } from "../tools/ToolRunner.ts"
 import { LEASE_MS, Leases } from "./Leases.ts"
 
 /** A pool for the cluster's own queries and the LISTEN connection. */
@@ -97,55 +97,31 @@ export const runReaper = Effect.gen(function* () {
 })
 
 /**
- * A tool worker: claims approved calls from `tool_jobs` (FOR UPDATE SKIP LOCKED), holds a lease on each, appends
- * ToolExecutionStarted (the point after which it is never run again), runs it in the sandbox and reports the result.
- * A cancellation on the tape stops the run.
+ * A tool worker: claims approved calls from `tool_jobs` (FOR UPDATE SKIP LOCKED) and runs each with `executeCall`
+ * (lease, ToolExecutionStarted, sandbox, result). A cancellation on the tape stops the run.
  */
 export const runWorker = (concurrency: number) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const leases = yield* Leases
-    const writer = yield* SessionWriter
     const bus = yield* Bus
-    const catalogue = yield* ToolCatalogue
     const slots = yield* Effect.makeSemaphore(concurrency)
 
-    const claim = sql<{ session: string; call_id: string }>`
+    const claim = sql<{ session: string; call_id: string; approved_seq: number }>`
       UPDATE tool_jobs SET status = 'claimed', owner = ${leases.owner}, expires_at = ${Date.now() + LEASE_MS}
       WHERE (session, call_id) IN (
         SELECT session, call_id FROM tool_jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
-      ) RETURNING session, call_id`
+      ) RETURNING session, call_id, approved_seq`
 
-    const execute = (session: string, callId: string) =>
-      Effect.scoped(
-        Effect.gen(function* () {
-          yield* leases.hold("call", session, callId)
-          const started = yield* Effect.either(writer.submit(session, { type: "tool_started", callId }, "tool"))
-          if (Either.isLeft(started)) return
-          yield* sql`UPDATE tool_jobs SET status = 'started' WHERE session = ${session} AND call_id = ${callId}`
-          const call = yield* writer.inspect(session, (s) => {
-            const c = s.commands.calls.get(callId)
-            return c ? { tool: c.tool, args: c.args } : null
-          })
-          if (call === null) return
-          const cancelled = bus.subscribe(session, started.right.head).pipe(
-            Stream.filter((e) => e.type === "ToolExecutionCancelled" && e.callId === callId),
-            Stream.runHead
-          )
-          const result = yield* Effect.raceFirst(
-            Effect.map(Effect.either(catalogue.run(call.tool, call.args)), Option.some),
-            Effect.as(cancelled, Option.none())
-          )
-          if (Option.isNone(result)) return
-          const r = result.value
-          yield* writer.submit(
-            session,
-            Either.isRight(r)
-              ? { type: "tool_succeeded", callId, output: r.right.output, ...(r.right.truncated ? { truncated: true } : {}) }
-              : { type: "tool_failed", callId, error: r.left.message },
-            "tool"
-          )
-        })
+    /** The call runs until it finishes or its cancellation reaches the tape, whichever comes first. */
+    const execute = (session: string, callId: string, approvedSeq: number) =>
+      Effect.raceFirst(
+        executeCall(session, callId, sql`UPDATE tool_jobs SET status = 'started' WHERE session = ${session} AND call_id = ${callId}`),
+        bus.subscribe(session, approvedSeq).pipe(
+          Stream.filter((e) => e.type === "ToolExecutionCancelled" && e.callId === callId),
+          Stream.runHead,
+          Effect.asVoid
+        )
       ).pipe(
         Effect.catchAll((e) => Effect.logDebug(`worker: call ${callId} of ${session}: ${e.message}`)),
         Effect.ensuring(Effect.ignore(sql`DELETE FROM tool_jobs WHERE session = ${session} AND call_id = ${callId} AND owner = ${leases.owner}`))
@@ -160,7 +136,7 @@ export const runWorker = (concurrency: number) =>
         yield* Effect.sleep(Duration.millis(200))
         return
       }
-      yield* execute(job.session, job.call_id).pipe(Effect.ensuring(slots.release(1)), Effect.forkScoped)
+      yield* execute(job.session, job.call_id, job.approved_seq).pipe(Effect.ensuring(slots.release(1)), Effect.forkScoped)
     })
     yield* loop.pipe(Effect.forever, Effect.forkScoped)
   })

@@ -11,33 +11,41 @@ import { ToolCatalogue } from "./catalogue.ts"
 
 const key = (session: string, callId: string) => `${session}\u0000${callId}`
 
+/**
+ * Runs one approved call, at most once (rule 2): holds its lease, appends ToolExecutionStarted (the writer accepts it
+ * only for an approved call that has not started; nothing runs without it), then `started`, runs the tool and reports
+ * the result. Interrupting the effect stops the tool and tears its sandbox down. Used in-process and by tool workers.
+ */
+export const executeCall = <E = never, R = never>(session: string, callId: string, started: Effect.Effect<void, E, R> = Effect.void) =>
+  Effect.gen(function* () {
+    const writer = yield* SessionWriter
+    const catalogue = yield* ToolCatalogue
+    const leases = yield* Leases
+    yield* leases.hold("call", session, callId)
+    yield* writer.submit(session, { type: "tool_started", callId }, "tool")
+    yield* started
+    const call = yield* writer.inspect(session, (s) => {
+      const c = s.commands.calls.get(callId)
+      return c ? { tool: c.tool, args: c.args } : null
+    })
+    if (call === null) return
+    const result = yield* Effect.either(catalogue.run(call.tool, call.args))
+    yield* writer.submit(
+      session,
+      result._tag === "Right"
+        ? { type: "tool_succeeded", callId, output: result.right.output, ...(result.right.truncated ? { truncated: true } : {}) }
+        : { type: "tool_failed", callId, error: result.left.message },
+      "tool"
+    )
+  }).pipe(Effect.scoped)
+
 export const make = Effect.gen(function* () {
   const bus = yield* Bus
   const writer = yield* SessionWriter
-  const catalogue = yield* ToolCatalogue
-  const leases = yield* Leases
   const running = new Map<string, { readonly fiber: Fiber.RuntimeFiber<void, never>; readonly session: string; readonly callId: string }>()
 
   const execute = (session: string, callId: string) =>
-    Effect.gen(function* () {
-      yield* leases.hold("call", session, callId)
-      // Started is appended before the tool runs: a call is never run without it, and never twice (rule 2).
-      yield* writer.submit(session, { type: "tool_started", callId }, "tool")
-      const call = yield* writer.inspect(session, (s) => {
-        const c = s.commands.calls.get(callId)
-        return c ? { tool: c.tool, args: c.args } : null
-      })
-      if (call === null) return
-      const result = yield* Effect.either(catalogue.run(call.tool, call.args))
-      yield* writer.submit(
-        session,
-        result._tag === "Right"
-          ? { type: "tool_succeeded", callId, output: result.right.output, ...(result.right.truncated ? { truncated: true } : {}) }
-          : { type: "tool_failed", callId, error: result.left.message },
-        "tool"
-      )
-    }).pipe(
-      Effect.scoped,
+    executeCall(session, callId).pipe(
       Effect.catchAll((e) => Effect.logDebug(`tool call ${callId} of ${session} stopped: ${e.message}`)),
       Effect.withSpan("ToolRunner.execute", { attributes: { session, callId } })
     )
