@@ -2,7 +2,7 @@
  * LlmRunner: reacts to TurnStarted appended by this process, streams the model with the turn's prompt, and reports
  * deltas, tool calls and the end to the SessionWriter. A closed turn interrupts its fiber, which aborts the HTTP request.
  */
-import { Effect, Fiber, Layer, Stream } from "effect"
+import { Effect, Fiber, Stream } from "effect"
 import type { Envelope } from "../domain/Event.ts"
 import { promptFor } from "../domain/projections/memory.ts"
 import { Leases } from "../cluster/Leases.ts"
@@ -78,11 +78,9 @@ export const make = Effect.gen(function* () {
           running.set(k, { fiber, session: e.session, turnId: e.turnId })
           return
         }
-        case "TurnInterrupted":
-        case "TurnFailed":
-        case "TurnCompleted": {
+        case "TurnInterrupted": {
           const run = running.get(key(e.session, e.turnId))
-          if (run && e.type === "TurnInterrupted") yield* Fiber.interrupt(run.fiber)
+          if (run) yield* Fiber.interrupt(run.fiber)
           return
         }
         default:
@@ -97,8 +95,6 @@ export const make = Effect.gen(function* () {
     Effect.forkScoped
   )
   return {
-    /** Turns streaming in this process now. */
-    running: () => running.size,
     /** Stops every turn this process runs and records it as interrupted with `reason` (graceful shutdown). */
     stopAll: (reason: string) =>
       Effect.suspend(() => {
@@ -113,4 +109,3 @@ export const make = Effect.gen(function* () {
 })
 
 export type LlmRunner = Effect.Effect.Success<typeof make>
-export const layerRun = Layer.scopedDiscard(make)

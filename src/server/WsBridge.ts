@@ -97,10 +97,8 @@ export const makeBridge = Effect.gen(function* () {
     const events = c.outbox
     c.outbox = []
     c.outboxChars = 0
-    for (let i = 0; i < events.length; i += MAX_EVENTS_PER_FRAME) {
-      const part = i === 0 && events.length <= MAX_EVENTS_PER_FRAME ? events : events.slice(i, i + MAX_EVENTS_PER_FRAME)
-      send(ws, `{"type":"events","session":${JSON.stringify(session)},"events":${JSON.stringify(part)}}`)
-    }
+    // The outbox is flushed as soon as it reaches MAX_EVENTS_PER_FRAME, so one frame always holds it.
+    send(ws, `{"type":"events","session":${JSON.stringify(session)},"events":${JSON.stringify(events)}}`)
   }
 
   const stopWatching = (c: Conn) =>
@@ -228,7 +226,7 @@ export const makeBridge = Effect.gen(function* () {
 
   const onDrain = (ws: Socket): void => ws.data.drained?.()
 
-  return { onMessage, onOpen, onClose, onDrain, closeAll, newConn: (clientId: string, remote: string) => newConn(clientId, remote, Date.now(), burst), connections: () => sockets.size }
+  return { onMessage, onOpen, onClose, onDrain, closeAll, newConn: (clientId: string, remote: string) => newConn(clientId, remote, Date.now(), burst) }
 })
 
 export type Bridge = Effect.Effect.Success<typeof makeBridge>

@@ -88,7 +88,6 @@ export const make = Effect.gen(function* () {
 
   return {
     resumeApproved,
-    running: () => running.size,
     /** Stops every call this process runs and records it as cancelled (outcome unknown) with `reason`. */
     stopAll: (reason: string) =>
       Effect.suspend(() =>

@@ -134,9 +134,6 @@ export const evolveMemory = (state: MemoryState, e: Envelope, call: CallState | 
   }
 }
 
-/** The model's input at this state. O(1): the list is kept current by `evolveMemory`. */
-export const memoryView = (state: { readonly memory: MemoryState }): LlmMemory => ({ messages: state.memory.messages })
-
 /** A deep, plain copy (for printing, comparing, or handing to a runner that outlives the next event). */
 export const memorySnapshot = (state: { readonly memory: MemoryState }): LlmMemory =>
   ({
