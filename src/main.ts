@@ -18,13 +18,11 @@ import * as ToolRunner from "./tools/ToolRunner.ts"
 
 process.env.BAML_LOG ??= "warn"
 
-const OPEN_PHASES = new Set(["streaming", "executing"])
-
 /** Closes what was running when this (only) process stopped: an interrupted turn, a cancelled execution (rule 6). */
 const recover = Effect.gen(function* () {
   const store = yield* EventStore
   const writer = yield* SessionWriter
-  const open = (yield* store.listSessions()).filter((s) => OPEN_PHASES.has(s.phase))
+  const open = yield* store.openSessions(["streaming", "executing"])
   for (const s of open) {
     yield* writer
       .submit(s.session, { type: "close_open", reason: "restart", cancelApproved: false, settle: true }, "system")

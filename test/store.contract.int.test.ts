@@ -275,6 +275,26 @@ const storeContract = (name: string, capabilities: Capabilities, fixture: () => 
       expect([...result.ids].sort()).toEqual(["a", "b", "c"])
     })
 
+    test("openSessions answers the sessions in the given phases, following each append's summary", async () => {
+      const result = await run(Effect.gen(function*() {
+        const store = yield* EventStore
+        const inPhase = (session: string, head: number, phase: SessionSummary["phase"]) => ({ ...summaryOf(session, head, head), phase })
+        yield* store.append("idle", 0, messages("idle", 1, 1), inPhase("idle", 1, "idle"))
+        yield* store.append("streams", 0, messages("streams", 1, 1), inPhase("streams", 1, "streaming"))
+        yield* store.append("runs", 0, messages("runs", 1, 1), inPhase("runs", 1, "executing"))
+        const open = yield* store.openSessions(["streaming", "executing"])
+        // The streaming session ends: it leaves the answer.
+        yield* store.append("streams", 1, messages("streams", 2, 2), inPhase("streams", 2, "idle"))
+        return {
+          open: open.map((x) => x.session).sort(),
+          after: (yield* store.openSessions(["streaming", "executing"])).map((x) => x.session),
+          none: yield* store.openSessions([]),
+          summary: (yield* store.openSessions(["executing"]))[0]
+        }
+      }))
+      expect(result).toEqual({ open: ["runs", "streams"], after: ["runs"], none: [], summary: { ...summaryOf("runs", 1, 1), phase: "executing" } })
+    })
+
     test("a 1,000-event batch is appended atomically and read back in order", async () => {
       const batch = messages("big", 1, 1000)
       const result = await run(Effect.gen(function*() {

@@ -87,8 +87,8 @@ export const runReaper = Effect.gen(function* () {
       )
     }
     const silentSince = Date.now() - 3 * LEASE_MS
-    for (const s of yield* store.listSessions()) {
-      if (s.phase !== "streaming" || s.updatedAt > silentSince || (yield* leases.held("turn", s.session))) continue
+    for (const s of yield* store.openSessions(["streaming"])) {
+      if (s.updatedAt > silentSince || (yield* leases.held("turn", s.session))) continue
       const turnId = yield* writer.inspect(s.session, (st) => st.interrupts.streaming)
       if (turnId) yield* Effect.ignore(writer.submit(s.session, { type: "abandon_turn", turnId, reason: "restart" }, "system"))
     }

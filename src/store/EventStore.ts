@@ -49,6 +49,11 @@ export interface EventStoreShape {
   readonly head: (session: string) => Effect.Effect<number, StoreError>
   /** The stored summary of `session`, if any. */
   readonly summary: (session: string) => Effect.Effect<Option.Option<SessionSummary>, StoreError>
+  /**
+   * Summaries of the sessions whose phase is one of `phases` (what recovery and the reaper look for), in no set order.
+   * Answered from an index, not by reading every summary.
+   */
+  readonly openSessions: (phases: ReadonlyArray<SessionSummary["phase"]>) => Effect.Effect<ReadonlyArray<SessionSummary>, StoreError>
   /** Every summary, most recently updated first. */
   readonly listSessions: () => Effect.Effect<ReadonlyArray<SessionSummary>, StoreError>
   /** Every session id that has a summary row. */

@@ -49,6 +49,8 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.sync(() => {
     head: (session) => Effect.sync(() => tapes.get(session)?.length ?? 0).pipe(Effect.withSpan("EventStore.head")),
     summary: (session) =>
       Effect.sync(() => Option.fromNullable(summaries.get(session))).pipe(Effect.withSpan("EventStore.summary")),
+    openSessions: (phases) =>
+      Effect.sync(() => [...summaries.values()].filter((s) => phases.includes(s.phase))).pipe(Effect.withSpan("EventStore.openSessions")),
     listSessions: () =>
       Effect.sync(() => [...summaries.values()].sort(byUpdated)).pipe(Effect.withSpan("EventStore.listSessions")),
     sessionIds: () => Effect.sync(() => [...summaries.keys()]).pipe(Effect.withSpan("EventStore.sessionIds"))

@@ -74,6 +74,15 @@ const pgDialect: Dialect = {
         )`,
         `CREATE INDEX tool_jobs_status ON tool_jobs (status, created_at)`
       ]
+    },
+    {
+      version: 3,
+      name: "sessions.phase, indexed for recovery and the reaper",
+      statements: [
+        `ALTER TABLE sessions ADD COLUMN phase TEXT NOT NULL DEFAULT 'idle'`,
+        `UPDATE sessions SET phase = COALESCE(summary::json->>'phase', 'idle')`,
+        `CREATE INDEX sessions_phase ON sessions (phase)`
+      ]
     }
   ],
   migrationLock: (sql) => Effect.asVoid(sql`SELECT pg_advisory_xact_lock(${migrationLockKey})`),

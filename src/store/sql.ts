@@ -97,9 +97,10 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
           return yield* Effect.fail(new AppendConflict({ session, expected: expectedHead, actual }))
         }
         if (checked.length > 0) yield* dialect.insertEvents(sql, session, rows)
-        yield* sql`INSERT INTO sessions (session, summary, head, updated_at)
-          VALUES (${session}, ${summaryJson}, ${summary.head}, ${summary.updatedAt})
-          ON CONFLICT (session) DO UPDATE SET summary = excluded.summary, head = excluded.head, updated_at = excluded.updated_at`
+        yield* sql`INSERT INTO sessions (session, summary, head, updated_at, phase)
+          VALUES (${session}, ${summaryJson}, ${summary.head}, ${summary.updatedAt}, ${summary.phase})
+          ON CONFLICT (session) DO UPDATE SET summary = excluded.summary, head = excluded.head, updated_at = excluded.updated_at,
+            phase = excluded.phase`
         if (dialect.afterAppend && checked.length > 0) yield* dialect.afterAppend(sql, session, checked, expectedHead + checked.length)
       })
       yield* sql.withTransaction(write).pipe(
@@ -151,6 +152,15 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
       return out as ReadonlyArray<SessionSummary>
     })
 
+    const openSessions = Effect.fn("EventStore.openSessions")(function*(phases: ReadonlyArray<SessionSummary["phase"]>) {
+      if (phases.length === 0) return [] as ReadonlyArray<SessionSummary>
+      const rows = yield* sql<{ readonly session: string; readonly summary: string }>`SELECT session, summary
+        FROM sessions WHERE ${sql.in("phase", phases)}`.pipe(Effect.mapError(storeError("listing open sessions failed")))
+      const out: Array<SessionSummary> = []
+      for (const row of rows) out.push(yield* summaryFromJson(row.session, row.summary))
+      return out as ReadonlyArray<SessionSummary>
+    })
+
     const sessionIds = Effect.fn("EventStore.sessionIds")(function*() {
       const rows = yield* sql<{ readonly session: string }>`SELECT session FROM sessions ORDER BY session`.pipe(
         Effect.mapError(storeError("listing session ids failed"))
@@ -158,5 +168,5 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
       return rows.map((row) => row.session) as ReadonlyArray<string>
     })
 
-    return { append, read, head, summary: summaryOf, listSessions, sessionIds } satisfies EventStoreShape
+    return { append, read, head, summary: summaryOf, openSessions, listSessions, sessionIds } satisfies EventStoreShape
   })

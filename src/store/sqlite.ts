@@ -43,6 +43,15 @@ const sqliteDialect: Dialect = {
         )`,
         `CREATE INDEX sessions_updated_at ON sessions (updated_at DESC)`
       ]
+    },
+    {
+      version: 2,
+      name: "sessions.phase, indexed for recovery",
+      statements: [
+        `ALTER TABLE sessions ADD COLUMN phase TEXT NOT NULL DEFAULT 'idle'`,
+        `UPDATE sessions SET phase = COALESCE(json_extract(summary, '$.phase'), 'idle')`,
+        `CREATE INDEX sessions_phase ON sessions (phase)`
+      ]
     }
   ],
   // One connection behind a semaphore: migrations of this process are already serial; other processes wait on the file lock.
