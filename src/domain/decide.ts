@@ -268,7 +268,7 @@ export const decide = (s: SessionState, input: Input, by: Actor, ctx: DecideCont
   }
 }
 
-/** Calls of a turn that are not resolved yet (used by runners and tests). */
+/** Calls of a turn that are not resolved yet (for tests and tools that inspect a state). */
 export const openCalls = (s: SessionState, turnId: string): ReadonlyArray<string> =>
   (s.commands.byTurn.get(turnId) ?? []).filter((id) => {
     const c = s.commands.calls.get(id)

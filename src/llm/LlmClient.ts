@@ -14,7 +14,7 @@ import { loadScript, OfflineEndpoint, type OfflineOptions, type Script, ScriptEr
 import { type Env, type Provider, providerKind, type ProviderKind, selectProvider } from "./provider.ts"
 import { makeReplyScanner } from "./replyScanner.ts"
 import type { TokenUsage } from "./sse.ts"
-import { dialectOf, prepareRequest, RETRY_POLICIES, streamChat, StreamRequestError } from "./streamRequest.ts"
+import { dialectOf, prepareRequest, RETRY_POLICIES, retryableStatus, streamChat, StreamRequestError } from "./streamRequest.ts"
 
 /** One entry of the tool catalogue shown to the model. */
 export interface ToolDoc {
@@ -175,7 +175,7 @@ const fromStreamRequest = (error: StreamRequestError): LlmError => {
       const status = error.status ?? 0
       return new LlmError({
         message: `provider error ${status}: ${providerMessage(error.detail) ?? firstLine(error.detail)}`,
-        retryable: status >= 500 || status === 429 || status === 408,
+        retryable: retryableStatus(status),
         cause: error
       })
     }
@@ -201,7 +201,7 @@ export const toLlmError = (cause: unknown): LlmError => {
     if (status >= 100) {
       return new LlmError({
         message: `provider error ${status}: ${detail}`,
-        retryable: status >= 500 || status === 429 || status === 408,
+        retryable: retryableStatus(status),
         cause: error
       })
     }

@@ -91,9 +91,12 @@ export class StreamRequestError extends Data.TaggedError("StreamRequestError")<{
   readonly cause?: unknown
 }> {}
 
-/** Whether another attempt may succeed: 5xx, 429, 408, no connection, a stream cut or failed midway. */
+/** Whether a provider's HTTP status says another attempt may succeed: 5xx, 429 (rate limit), 408 (timeout). */
+export const retryableStatus = (status: number): boolean => status >= 500 || status === 429 || status === 408
+
+/** Whether another attempt may succeed: a retryable status, no connection, a stream cut or failed midway. */
 export const isRetryable = (error: StreamRequestError): boolean =>
-  error.reason !== "status" || error.status === undefined || error.status >= 500 || error.status === 429 || error.status === 408
+  error.reason !== "status" || error.status === undefined || retryableStatus(error.status)
 
 const networkError = (cause: unknown, what: string): StreamRequestError => {
   if (cause instanceof StreamRequestError) return cause
