@@ -3,47 +3,18 @@
  * (a fresh schema). Skipped, saying why, when DATABASE_URL is not set.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { join, resolve } from "node:path"
+import { join } from "node:path"
 import type { Envelope } from "../src/domain/Event.ts"
 import { databaseUrl, freshSchema, runSql, type TestSchema } from "./support/pg.ts"
+import { ROOT, type Spawned, spawnUntil } from "./support/process.ts"
 import { Client, exportTape, type ServerProcess, startServer, tempDir, writeScript } from "./support/server.ts"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
-const ROOT = resolve(import.meta.dir, "..")
 const gapless = (events: ReadonlyArray<{ seq: number }>) => events.every((e, i) => e.seq === i + 1)
 
-interface Worker {
-  readonly proc: ReturnType<typeof Bun.spawn>
-  readonly output: () => string
-}
-
-const startWorker = async (env: Record<string, string>): Promise<Worker> => {
-  const proc = Bun.spawn([process.execPath, join(ROOT, "src/worker.ts")], {
-    cwd: ROOT,
-    env: { ...process.env, BAML_LOG: "warn", ...env },
-    stdout: "pipe",
-    stderr: "pipe"
-  })
-  let out = ""
-  for (const stream of [proc.stdout, proc.stderr] as Array<ReadableStream<Uint8Array>>) {
-    void (async () => {
-      const reader = stream.getReader()
-      const decoder = new TextDecoder()
-      for (;;) {
-        const { done, value } = await reader.read()
-        if (done) return
-        out += decoder.decode(value)
-      }
-    })()
-  }
-  const deadline = Date.now() + 20_000
-  while (!/worker ready/.test(out)) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`worker did not start:\n${out}`)
-    await Bun.sleep(20)
-  }
-  return { proc, output: () => out }
-}
+const startWorker = (env: Record<string, string>): Promise<Spawned> =>
+  spawnUntil([process.execPath, join(ROOT, "src/worker.ts")], { ...process.env, BAML_LOG: "warn", ...env }, /worker ready/)
 
 const suite = databaseUrl ? describe : describe.skip
 const title = databaseUrl
@@ -54,7 +25,7 @@ suite(title, () => {
   let schema: TestSchema
   let env: Record<string, string>
   const servers: Array<ServerProcess> = []
-  const workers: Array<Worker> = []
+  const workers: Array<Spawned> = []
 
   beforeAll(async () => {
     schema = await freshSchema(databaseUrl!)

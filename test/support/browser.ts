@@ -2,13 +2,13 @@
  * Browser-test support: Debian's chromium through playwright-core (never a downloaded browser), the real server
  * process (`bun src/main.ts`) on a free port with a scripted model, and the visualizer built into a temp folder.
  */
-import { type Subprocess } from "bun"
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { type BrowserContext, chromium } from "playwright-core"
+import { ROOT, spawnUntil } from "./process.ts"
+import { tempDir } from "./server.ts"
 
-export const ROOT = resolve(import.meta.dir, "../..")
+export { ROOT, tempDir }
 export const CHROMIUM = "/usr/bin/chromium"
 export const ARTIFACTS = join(ROOT, "test/artifacts")
 
@@ -16,7 +16,6 @@ export const ARTIFACTS = join(ROOT, "test/artifacts")
 export const browserUnavailable = (): string | null =>
   existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing (install Debian's: apt-get install -y chromium)`
 
-export const tempDir = (prefix: string): string => mkdtempSync(join(tmpdir(), `tape-${prefix}-`))
 
 /** Builds the visualizer into a fresh folder (so a test never races a developer's web/dist) and returns it. */
 export const buildWeb = async (): Promise<string> => {
@@ -52,8 +51,6 @@ export interface RunningServer {
   readonly stop: (signal?: "SIGTERM" | "SIGKILL") => Promise<void>
 }
 
-const LISTENING = /Agent Tape listening on (http:\/\/\S+)/
-
 /** Starts `bun src/main.ts` and resolves once it prints its URL. */
 export const startServer = async (opts: ServerOptions): Promise<RunningServer> => {
   const inherited = Object.entries(process.env).filter((kv): kv is [string, string] => kv[1] !== undefined)
@@ -74,44 +71,14 @@ export const startServer = async (opts: ServerOptions): Promise<RunningServer> =
     writeFileSync(file, JSON.stringify(opts.script))
     env.LLM_SCRIPT = file
   }
-  const proc: Subprocess<"ignore", "pipe", "pipe"> = Bun.spawn([process.execPath, "src/main.ts"], { cwd: ROOT, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" })
-  let text = ""
-  const drain = async (stream: ReadableStream<Uint8Array>, onText: () => void) => {
-    const decoder = new TextDecoder()
-    const reader = stream.getReader()
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return
-      text += decoder.decode(value, { stream: true })
-      onText()
-    }
-  }
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not start within 30 s:\n${text}`)), 30_000)
-    const check = () => {
-      const m = LISTENING.exec(text)
-      if (m?.[1]) {
-        clearTimeout(timer)
-        resolveUrl(m[1])
-      }
-    }
-    void drain(proc.stdout, check)
-    void drain(proc.stderr, check)
-    void proc.exited.then((code) => {
-      clearTimeout(timer)
-      reject(new Error(`the server exited (${code}) before it listened:\n${text}`))
-    })
-  })
+  const spawned = await spawnUntil([process.execPath, "src/main.ts"], env, /Agent Tape listening on (http:\/\/\S+)/)
+  const url = spawned.match[1]!
   return {
     url,
     port: Number(new URL(url).port),
-    output: () => text,
+    output: spawned.output,
     stop: async (signal = "SIGTERM") => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return
-      proc.kill(signal)
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 5_000)
-      await proc.exited
-      clearTimeout(timer)
+      await spawned.stop(signal)
     }
   }
 }

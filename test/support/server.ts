@@ -4,19 +4,17 @@
  */
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+import { join } from "node:path"
 import type { Envelope } from "../../src/domain/Event.ts"
 import type { ServerFrame } from "../../src/server/Protocol.ts"
-
-const ROOT = resolve(import.meta.dir, "../..")
-const BUN = process.execPath
+import { ROOT, spawnUntil } from "./process.ts"
 
 export interface ServerProcess {
   readonly url: string
   readonly port: number
   readonly proc: ReturnType<typeof Bun.spawn>
   readonly output: () => string
-  readonly stop: (signal?: NodeJS.Signals) => Promise<number>
+  readonly stop: (signal?: "SIGTERM" | "SIGKILL") => Promise<number>
 }
 
 export const tempDir = (prefix: string) => mkdtempSync(join(tmpdir(), `tape-${prefix}-`))
@@ -29,44 +27,13 @@ export const writeScript = (dir: string, script: unknown): string => {
 
 /** Starts the server and resolves once it printed its URL. */
 export const startServer = async (env: Record<string, string>): Promise<ServerProcess> => {
-  const proc = Bun.spawn([BUN, join(ROOT, "src/main.ts")], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: "0", TAPE_STORE: "memory", BAML_LOG: "warn", TAPE_WEB_ROOT: join(ROOT, "web/dist"), ...env },
-    stdout: "pipe",
-    stderr: "pipe"
-  })
-  let out = ""
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder()
-    const reader = stream.getReader()
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return
-      out += decoder.decode(value)
-    }
-  }
-  void pump(proc.stdout as ReadableStream<Uint8Array>)
-  void pump(proc.stderr as ReadableStream<Uint8Array>)
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    const m = /Agent Tape listening on (http:\/\/[^\s]+)/.exec(out)
-    if (m) {
-      const url = m[1]!
-      const port = Number(new URL(url).port)
-      return {
-        url,
-        port,
-        proc,
-        output: () => out,
-        stop: async (signal = "SIGTERM") => {
-          proc.kill(signal)
-          return await proc.exited
-        }
-      }
-    }
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${out}`)
-    await Bun.sleep(20)
-  }
+  const spawned = await spawnUntil(
+    [process.execPath, join(ROOT, "src/main.ts")],
+    { ...process.env, PORT: "0", TAPE_STORE: "memory", BAML_LOG: "warn", TAPE_WEB_ROOT: join(ROOT, "web/dist"), ...env },
+    /Agent Tape listening on (http:\/\/[^\s]+)/
+  )
+  const url = spawned.match[1]!
+  return { url, port: Number(new URL(url).port), proc: spawned.proc, output: spawned.output, stop: spawned.stop }
 }
 
 /** A websocket client that records every frame and folds nothing: tests assert on the raw tape. */
