@@ -1,46 +1,173 @@
 /**
- * The layers a process of Agent Tape is made of (server and worker alike), chosen from the environment.
- * Only main.ts and worker.ts launch them.
+ * The layers a process of Agent Tape is made of (server and worker), composed from one AppConfig. Runners are built
+ * before anything that appends (recovery, the server), so no TurnStarted or approval is appended unheard.
+ * Only main.ts and worker.ts (and the tests' entry points) launch them.
  */
-import { Effect, Layer } from "effect"
-import { layerClient } from "./cluster/Cluster.ts"
+import * as BunHttpServer from "@effect/platform-bun/BunHttpServer"
+import * as BunRuntime from "@effect/platform-bun/BunRuntime"
+import { ConfigError, Duration, Effect, Layer, Logger, Option, Redacted, Schedule } from "effect"
+import { layerClient, runFeed, runReaper, runWorker } from "./cluster/Cluster.ts"
 import * as Leases from "./cluster/Leases.ts"
+import { AppConfig, type AppConfigShape, appConfig, checkStore, clusterUrl } from "./config/AppConfig.ts"
 import { LlmClient } from "./llm/LlmClient.ts"
-import { ModelInfoTag } from "./server/Config.ts"
+import { LlmRunner } from "./llm/LlmRunner.ts"
+import { layerServerConfig, ModelInfoTag } from "./server/Config.ts"
+import { serve } from "./server/Server.ts"
 import * as Bus from "./session/Bus.ts"
-import * as SessionWriter from "./session/SessionWriter.ts"
+import { SessionWriter } from "./session/SessionWriter.ts"
+import * as Writer from "./session/SessionWriter.ts"
+import { EventStore } from "./store/EventStore.ts"
 import { layerFromConfig } from "./store/layer.ts"
 import { ToolCatalogue } from "./tools/catalogue.ts"
+import { ToolRunner } from "./tools/ToolRunner.ts"
 
-export type Env = Readonly<Record<string, string | undefined>>
-
-/** The PostgreSQL URL when several processes share the store (`TAPE_STORE=postgres`), else null. */
-export const clusterUrl = (env: Env): string | null =>
-  env.TAPE_STORE?.trim().toLowerCase().startsWith("postgres") && env.DATABASE_URL?.trim() ? env.DATABASE_URL.trim() : null
-
-/** Whether approved tool calls go to worker processes (`TAPE_TOOL_WORKERS=external`) instead of running in-process. */
-export const externalWorkers = (env: Env): boolean => env.TAPE_TOOL_WORKERS?.trim() === "external"
+/** What a test entry point may change (never read from the environment: production code has no test hooks). */
+export interface ProcessOptions {
+  /** The commit feed ignores notifications (only its once-a-second check delivers other processes' events). */
+  readonly dropNotifications?: boolean
+}
 
 /** Store, bus, model, tools, writer and model info. */
 export const core = () => {
   const Store = layerFromConfig
   const BusLive = Bus.layer.pipe(Layer.provide(Store))
   const WriterCtx = Layer.effect(
-    SessionWriter.WriterContext,
-    Effect.map(Effect.all([LlmClient, ToolCatalogue]), ([llm, tools]) => ({ model: llm.model, checkTool: tools.check }))
+    Writer.WriterContext,
+    Effect.map(Effect.all([LlmClient, ToolCatalogue, AppConfig]), ([llm, tools, app]) => ({
+      model: llm.model,
+      checkTool: tools.check,
+      limits: { maxTurnsPerMessage: app.loop.maxTurnsPerMessage }
+    }))
   )
   const Info = Layer.effect(
     ModelInfoTag,
     Effect.map(LlmClient, (llm) => ({ model: llm.model, provider: llm.kind, offline: llm.kind === "offline" }))
   )
-  const Writer = SessionWriter.layer.pipe(Layer.provide(WriterCtx))
-  return Layer.provideMerge(Writer, Layer.mergeAll(Store, BusLive, LlmClient.layer, ToolCatalogue.layer)).pipe((l) =>
+  const WriterLive = Writer.layer.pipe(Layer.provide(WriterCtx))
+  return Layer.provideMerge(WriterLive, Layer.mergeAll(Store, BusLive, LlmClient.layer, ToolCatalogue.layer)).pipe((l) =>
     Layer.provideMerge(Info, l)
   )
 }
 
-/** Leases (and the cluster's own PostgreSQL pool) on PostgreSQL; nothing to coordinate alone. */
-export const coordination = (url: string) => {
-  const client = layerClient(url)
-  return Layer.provideMerge(Leases.layerPg(Leases.newOwner()), client)
+/** Leases and the cluster's own PostgreSQL pool when the store is shared; nothing to coordinate alone. */
+const coordination = (url: Redacted.Redacted) =>
+  Layer.provideMerge(Leases.layerPg(Leases.newOwner()), layerClient(Redacted.value(url)))
+
+/** Closes what was running when this (only) process stopped (rule 6), then runs the approved calls that never ran. */
+const recover = Effect.gen(function* () {
+  const store = yield* EventStore
+  const writer = yield* SessionWriter
+  const tools = yield* ToolRunner
+  const open = yield* store.openSessions(["streaming", "executing"])
+  for (const s of open) {
+    yield* writer
+      .submit(s.session, { type: "close_open", reason: "restart", approved: "keep", settle: true }, "system")
+      .pipe(Effect.catchTag("Rejection", () => Effect.void))
+    yield* tools.resumeApproved(s.session)
+  }
+  if (open.length > 0) yield* Effect.logInfo(`recovery: closed open turns/executions of ${open.length} session(s)`)
+})
+
+/** Sessions nobody wrote for ten minutes leave memory; the next input reloads them from the store. */
+const Evictor = Layer.scopedDiscard(
+  Effect.flatMap(SessionWriter, (writer) =>
+    writer.evictIdle(10 * 60_000).pipe(Effect.repeat(Schedule.spaced(Duration.minutes(1))), Effect.forkScoped)
+  )
+)
+
+/**
+ * Finalizers run in reverse order: the server stops accepting and closes sockets first, then this records what this
+ * process was running as interrupted (reason "shutdown"), then the runners' scopes close.
+ */
+const Shutdown = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const llm = yield* LlmRunner
+    const tools = yield* ToolRunner
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        yield* llm.stopAll("shutdown")
+        yield* tools.stopAll("shutdown")
+        yield* Effect.logInfo("shut down")
+      })
+    )
+  })
+)
+
+/** Both runners: the tool runner only when tools run in this process. */
+const runners = (app: AppConfigShape) =>
+  Layer.merge(LlmRunner.layer, app.store.toolWorkers ? ToolRunner.layerNone : ToolRunner.layer)
+
+/** The HTTP and websocket server, and the lines a user (and the tests) look for. */
+const Server = (app: AppConfigShape) =>
+  Layer.scopedDiscard(
+    Effect.gen(function* () {
+      const { url } = yield* serve
+      const info = yield* ModelInfoTag
+      yield* Effect.sync(() => {
+        process.stdout.write(`Agent Tape listening on ${url}\n`)
+        if (info.offline) process.stdout.write(`Model: the built-in offline model (set ANTHROPIC_API_KEY, OPENAI_API_KEY, AWS credentials or LLM_BASE_URL for a real one)\n`)
+        else process.stdout.write(`Model: ${info.model} (${info.provider})\n`)
+        if (app.store.kind === "postgres") {
+          process.stdout.write(`Store: PostgreSQL, shared with other processes${app.store.toolWorkers ? "; tools run on workers (npm run worker)" : ""}\n`)
+        }
+      })
+    })
+  ).pipe(Layer.provide(layerServerConfig), Layer.provide(BunHttpServer.layerContext))
+
+/** The server process as one layer: core, runners, then recovery (alone) or the feed and reaper (cluster), then the server. */
+export const serverLayer = (app: AppConfigShape, options: ProcessOptions = {}) => {
+  const base = Layer.provideMerge(core(), Layer.succeed(AppConfig, app))
+  return Option.match(clusterUrl(app), {
+    onNone: () => {
+      const withRunners = Layer.provideMerge(runners(app), Layer.provideMerge(Leases.layerNone, base))
+      return Layer.provide(Server(app), Layer.provideMerge(Layer.mergeAll(Layer.effectDiscard(recover), Evictor, Shutdown), withRunners))
+    },
+    onSome: (url) => {
+      const withRunners = Layer.provideMerge(runners(app), Layer.provideMerge(coordination(url), base))
+      const cluster = Layer.scopedDiscard(Effect.zipRight(runFeed(options), runReaper))
+      return Layer.provide(Server(app), Layer.provideMerge(Layer.mergeAll(cluster, Evictor, Shutdown), withRunners))
+    }
+  })
 }
+
+/** A tool worker as one layer: core, the model runner (it runs the turns its own results start), feed, reaper, the claim loop. */
+export const workerLayer = (app: AppConfigShape, url: Redacted.Redacted, options: ProcessOptions = {}) => {
+  const base = Layer.provideMerge(core(), Layer.succeed(AppConfig, app))
+  const withRunners = Layer.provideMerge(Layer.merge(LlmRunner.layer, ToolRunner.layerNone), Layer.provideMerge(coordination(url), base))
+  const work = Layer.scopedDiscard(
+    Effect.gen(function* () {
+      yield* runFeed(options)
+      yield* runReaper
+      yield* runWorker(app.store.workerConcurrency)
+      yield* Effect.sync(() => process.stdout.write(`Agent Tape worker ready (${app.store.workerConcurrency} at a time)\n`))
+    })
+  )
+  return Layer.provide(Layer.merge(work, Shutdown), withRunners)
+}
+
+/** Start-up failed (a bad variable, an unreachable store, a bad script): one clear line, exit code 1. */
+const startupFailed = (error: unknown) =>
+  Effect.sync(() => {
+    const message = ConfigError.isConfigError(error)
+      ? String(error)
+      : typeof error === "object" && error !== null && "message" in error
+        ? String(error.message)
+        : String(error)
+    process.stderr.write(`Agent Tape could not start: ${message}\n`)
+    process.exit(1)
+  })
+
+/** Reads the configuration once and launches `build(config)` until interrupted (SIGINT/SIGTERM shut down gracefully). */
+export const launch = <E>(build: (app: AppConfigShape) => Effect.Effect<Layer.Layer<never, E>, unknown>) => {
+  process.env.BAML_LOG ??= "warn"
+  const program = Effect.gen(function* () {
+    const app = yield* appConfig
+    yield* checkStore(app)
+    const layer = yield* build(app)
+    return yield* Layer.launch(layer).pipe(Logger.withMinimumLogLevel(app.logLevel))
+  })
+  program.pipe(Effect.catchAll(startupFailed), BunRuntime.runMain)
+}
+
+/** The server process (main.ts), with the options of a test entry point. */
+export const runServer = (options: ProcessOptions = {}) => launch((app) => Effect.succeed(serverLayer(app, options)))

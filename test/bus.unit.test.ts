@@ -182,33 +182,41 @@ describe("Bus", () => {
     expect(result.a).toEqual(result.tape)
   })
 
-  test("subscribeAll: live from registration, every session gapless, even when its buffer overflows", async () => {
+  test("subscribeCommitted: every selected batch from registration, local and remote, in order, never dropped", async () => {
     const result = await run(
       Effect.gen(function*() {
         const bus = yield* Bus
         yield* writeUntil("a", 5)
-        const all = yield* bus.subscribeAll
-        const done = { a: false, b: false }
-        const consumer = yield* Effect.fork(
-          all.pipe(
-            Stream.takeUntil((e) => {
-              if (e.seq === 150) done[e.session === "a" ? "a" : "b"] = true
-              return done.a && done.b
-            }),
-            Stream.runCollect,
-            Effect.map(Chunk.toReadonlyArray)
-          )
-        )
+        // Selected: every batch of "b" and "c", and those of "a" holding a multiple of 10.
+        const committed = yield* bus.subscribeCommitted((c) => c.session !== "a" || c.events.some((e) => e.seq % 10 === 0))
         yield* Effect.all([writeUntil("a", 150), writeUntil("b", 150)], { concurrency: "unbounded", discard: true })
-        const events = yield* Fiber.join(consumer)
-        return { events, stats: yield* bus.stats }
+        yield* bus.publishRemote([message("c", 1)])
+        const batches = yield* committed.pipe(
+          Stream.takeUntil((c) => c.session === "c"),
+          Stream.runCollect,
+          Effect.map(Chunk.toReadonlyArray)
+        )
+        return { batches, stats: yield* bus.stats }
       }),
       3
     )
-    const of = (session: string) => seqs(result.events.filter((e) => e.session === session))
-    expect(of("a")).toEqual(range(6, 150))
+    const of = (session: string) => seqs(result.batches.filter((c) => c.session === session).flatMap((c) => c.events))
+    // Far more than the buffer of 3: nothing dropped, nothing before registration, nothing unselected.
     expect(of("b")).toEqual(range(1, 150))
-    expect(result.stats.dropped).toBeGreaterThan(0)
+    expect(of("a").filter((seq) => seq % 10 === 0)).toEqual(range(1, 15).map((n) => n * 10))
+    expect(of("a").every((seq) => seq > 5)).toBe(true)
+    expect(result.batches.filter((c) => c.session !== "c").every((c) => c.origin === "local")).toBe(true)
+    expect(result.batches.at(-1)).toMatchObject({ session: "c", origin: "remote", work: [] })
+  })
+
+  test("watch: a session counts as watched while its scope is open (the feed keeps it fresh)", async () => {
+    const result = await run(Effect.gen(function*() {
+      const bus = yield* Bus
+      const during = yield* Effect.scoped(Effect.zipRight(bus.watch("w"), Effect.sync(() => bus.watchedSessions())))
+      return { during, after: bus.watchedSessions() }
+    }))
+    expect(result.during).toEqual(["w"])
+    expect(result.after).toEqual([])
   })
 
   test("events committed but never published here (another process) are read from the store when a live one shows the gap", async () => {

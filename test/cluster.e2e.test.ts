@@ -140,7 +140,7 @@ suite(title, () => {
   }, 60_000)
 
   test("notifications dropped: clients on servers that never hear them still converge", async () => {
-    const deaf = await Promise.all([startServer({ ...env, TAPE_TEST_DROP_NOTIFY: "1" }), startServer({ ...env, TAPE_TEST_DROP_NOTIFY: "1" })])
+    const deaf = await Promise.all([startServer(env, "test/support/deaf-server.ts"), startServer(env, "test/support/deaf-server.ts")])
     const a = await Client.connect(deaf[0]!.port)
     const b = await Client.connect(deaf[1]!.port)
     const session = await a.hello(null)

@@ -206,7 +206,7 @@ describe("rule 2: a call executes only after approval, at most once; approve/rej
   test("an unknown tool or bad args becomes ToolCallInvalid (fed back), never pending", () => {
     given(streaming)
       .when({ type: "model_tool_call", turnId: "turn-3", tool: "rm", args: {} }, "model")
-      .then([{ type: "ToolCallInvalid", turnId: "turn-3", callId: "call-5", tool: "rm", error: 'unknown tool "rm"; known tools: eval, read_file' }])
+      .then([{ type: "ToolCallInvalid", turnId: "turn-3", callId: "call-5", tool: "rm", error: 'unknown tool "rm"; known tools: eval, read_file', args: {} }])
     const { state } = given(streaming)
       .when({ type: "model_tool_call", turnId: "turn-3", tool: "eval", args: { code: 1 } }, "model")
       .then([
@@ -215,7 +215,8 @@ describe("rule 2: a call executes only after approval, at most once; approve/rej
           turnId: "turn-3",
           callId: "call-5",
           tool: "eval",
-          error: 'invalid args for eval: { readonly code: string }\n└─ ["code"]\n   └─ Expected string, actual 1'
+          error: 'invalid args for eval: { readonly code: string }\n└─ ["code"]\n   └─ Expected string, actual 1',
+          args: { code: 1 }
         }
       ])
     expect(state.commands.pending.size).toBe(0)
@@ -403,7 +404,7 @@ describe("rule 5: reports for a turn or call no longer active are dropped", () =
 })
 
 describe("rule 6: close_open on restart", () => {
-  const restart = { type: "close_open", reason: "restart", cancelApproved: false, settle: true } as const
+  const restart = { type: "close_open", reason: "restart", approved: "keep", settle: true } as const
 
   test("the streaming turn is interrupted with reason restart", () => {
     given(streaming).when(restart, "system").then([{ type: "TurnInterrupted", turnId: "turn-3", reason: "restart", by: "system" }])
@@ -416,11 +417,17 @@ describe("rule 6: close_open on restart", () => {
     expect([...state.commands.pending]).toEqual(["call-5"])
   })
 
-  test("approved-but-not-started calls are cancelled (not run) only with cancelApproved", () => {
+  test("approved-but-not-started calls are kept, cancelled (not run), or reopened for a new approval", () => {
     given(approved).when(restart, "system").then({ rejected: "nothing_open" })
     given(approved)
-      .when({ ...restart, cancelApproved: true }, "system")
+      .when({ ...restart, approved: "cancel" }, "system")
       .then([{ type: "ToolExecutionCancelled", callId: "call-4", reason: "restart", outcome: "not_run" }])
+    const { state } = given(approved)
+      .when({ ...restart, reason: "import", approved: "reopen", settle: false }, "system")
+      .then([{ type: "ToolCallReopened", callId: "call-4", reason: "approved before the import; it needs a new approval here" }])
+    expect(state.commands.calls.get("call-4")?.status).toBe("pending")
+    expect([...state.commands.pending]).toEqual(["call-4"])
+    expect(state.commands.active.size).toBe(0)
   })
 
   test("nothing open is rejected", () => {
@@ -463,5 +470,121 @@ describe("abandon_turn / abandon_call (a process died: lease expired, or shutdow
     const callId = "call-4"
     given(running).when({ type: "abandon_call", callId, reason: "restart" }, "system").then([{ type: "ToolExecutionCancelled", callId, reason: "restart", outcome: "unknown" }])
     given(approved).when({ type: "abandon_call", callId, reason: "restart" }, "system").then({ rejected: "stale" })
+  })
+})
+
+describe("the loop is bounded (issue 11): LoopStopped instead of another turn", () => {
+  const limited = { ...testContext, limits: { maxTurnsPerMessage: 2, maxInvalidStreak: 2, maxCallsPerTurn: 2 } }
+  /** After the user's message, turn-3 asked for call-4 (approved, run) and turn-8 asked for call-9 (running). head 10 */
+  const secondRound: ReadonlyArray<Given> = [
+    ...running,
+    { type: "ToolExecutionSucceeded", callId: "call-4", output: "2", by: "tool" },
+    { type: "TurnStarted", turnId: "turn-8", model: "scripted" },
+    { type: "ToolCallRequested", turnId: "turn-8", callId: "call-9", tool: "eval", args: { code: "2+2" }, by: "model" },
+    { type: "TurnCompleted", turnId: "turn-8", by: "model" },
+    { type: "ToolCallApproved", callId: "call-9", by: alice },
+    { type: "ToolExecutionStarted", callId: "call-9", by: "tool" }
+  ]
+
+  test("after maxTurnsPerMessage model turns since the user's message, the last result stops the loop", () => {
+    const { state } = given(secondRound, limited)
+      .when({ type: "tool_succeeded", callId: "call-9", output: "4" }, "tool")
+      .then([
+        { type: "ToolExecutionSucceeded", callId: "call-9", output: "4" },
+        { type: "LoopStopped", reason: "turn_limit", turns: 2, by: "system" }
+      ])
+    expect(state.interrupts.streaming).toBeNull()
+    // The session stays usable: a new message starts a turn, and the count starts again.
+    const next = decide(state, { type: "send_message", text: "go on" }, alice, limited)
+    expect(Either.getOrThrow(next).map((d) => d.type)).toEqual(["UserMessageAdded", "TurnStarted"])
+  })
+
+  test("below the limit the loop goes on", () => {
+    given(running, limited)
+      .when({ type: "tool_succeeded", callId: "call-4", output: "2" }, "tool")
+      .then([{ type: "ToolExecutionSucceeded", callId: "call-4", output: "2" }, { type: "TurnStarted", turnId: "turn-9", model: "scripted" }])
+  })
+
+  test("maxInvalidStreak replies in a row with only invalid calls stop the loop", () => {
+    const badTurn = (turn: number): ReadonlyArray<Given> => [
+      { type: "TurnStarted", turnId: `turn-${turn}`, model: "scripted" },
+      { type: "ToolCallInvalid", turnId: `turn-${turn}`, callId: `call-${turn + 1}`, tool: "rm", error: "unknown tool", by: "model" }
+    ]
+    const history: ReadonlyArray<Given> = [
+      created,
+      { type: "UserMessageAdded", messageId: "msg-2", text: "hi", by: alice },
+      ...badTurn(3),
+      { type: "TurnCompleted", turnId: "turn-3", by: "model" },
+      ...badTurn(6)
+    ]
+    const generous = { ...testContext, limits: { maxTurnsPerMessage: 25, maxInvalidStreak: 2 } }
+    given(history, generous)
+      .when({ type: "model_completed", turnId: "turn-6" }, "model")
+      .then([{ type: "TurnCompleted", turnId: "turn-6" }, { type: "LoopStopped", reason: "invalid_calls", turns: 2 }])
+    // One bad reply alone still loops, so the model can correct itself.
+    given(history.slice(0, 4), generous)
+      .when({ type: "model_completed", turnId: "turn-3" }, "model")
+      .then([{ type: "TurnCompleted", turnId: "turn-3" }, { type: "TurnStarted", turnId: "turn-6", model: "scripted" }])
+  })
+
+  test("calls per reply are capped: the first past the cap is answered as invalid, later ones are dropped", () => {
+    const history: ReadonlyArray<Given> = [
+      ...streaming.slice(0, 3),
+      { type: "ToolCallRequested", turnId: "turn-3", callId: "call-4", tool: "eval", args: { code: "1" }, by: "model" },
+      { type: "ToolCallRequested", turnId: "turn-3", callId: "call-5", tool: "eval", args: { code: "2" }, by: "model" }
+    ]
+    given(history, limited)
+      .when({ type: "model_tool_call", turnId: "turn-3", tool: "eval", args: { code: "3" } }, "model")
+      .then([
+        {
+          type: "ToolCallInvalid",
+          turnId: "turn-3",
+          callId: "call-6",
+          tool: "eval",
+          error: "more than 2 tool calls in one reply: this one and the rest were not run; make fewer calls",
+          args: { code: "3" }
+        }
+      ])
+    const capped = [...history, { type: "ToolCallInvalid", turnId: "turn-3", callId: "call-6", tool: "eval", error: "cap", by: "model" } as const]
+    given(capped, limited).when({ type: "model_tool_call", turnId: "turn-3", tool: "eval", args: { code: "4" } }, "model").then({ rejected: "too_many_calls" })
+  })
+
+  test("an invalid call keeps what the model sent, cut when it is long", () => {
+    const huge = { code: "x".repeat(10_000) }
+    const { drafts } = given(streaming).when({ type: "model_tool_call", turnId: "turn-3", tool: "rm", args: huge }, "model").then([
+      { type: "ToolCallInvalid", turnId: "turn-3", callId: "call-5", tool: "rm", error: 'unknown tool "rm"; known tools: eval, read_file', args: expect.stringContaining("… [cut: 10011 characters]") }
+    ])
+    expect(String(drafts[0] && "args" in drafts[0] ? drafts[0].args : "").length).toBeLessThan(4_200)
+  })
+})
+
+describe("retry_turn and rename (issue 13)", () => {
+  const failed: ReadonlyArray<Given> = [...streaming, { type: "TurnFailed", turnId: "turn-3", error: "down", retryable: true, by: "model" }]
+
+  test("the last reply, failed, interrupted or completed, runs again from the same memory", () => {
+    const { state } = given(failed)
+      .when({ type: "retry_turn", turnId: "turn-3" })
+      .then([{ type: "TurnStarted", turnId: "turn-6", model: "scripted", retryOf: "turn-3", by: "system" }])
+    // The memory the new turn sees is the one turn-3 saw: the user's message, and no trace of the failed reply.
+    const memory = state.memory.messages.map((m) => (m.role === "user" ? `user:${m.text}` : `assistant:${m.turnId}`))
+    expect(memory).toEqual(["user:hi", "assistant:turn-6"])
+    // The chat keeps the failed reply, marked as retried; the scripted model replays its entry.
+    const old = state.messages.items.find((i) => i.kind === "assistant" && i.turnId === "turn-3")
+    expect(old).toMatchObject({ retriedBy: "turn-6", status: "failed" })
+    expect(state.counters.entries.get("turn-6")).toBe(state.counters.entries.get("turn-3"))
+    given(idle).when({ type: "retry_turn", turnId: "turn-3" }).then([{ type: "TurnStarted", turnId: "turn-6", model: "scripted", retryOf: "turn-3" }])
+  })
+
+  test("only the last reply, and only when nothing runs", () => {
+    given(streaming).when({ type: "retry_turn", turnId: "turn-3" }).then({ rejected: "busy" })
+    given(failed).when({ type: "retry_turn", turnId: "turn-9" }).then({ rejected: "not_last_turn" })
+    given(pending).when({ type: "retry_turn", turnId: "turn-3" }).then({ rejected: "busy" })
+    given([created]).when({ type: "retry_turn", turnId: "turn-3" }).then({ rejected: "not_last_turn" })
+  })
+
+  test("rename sets the title; a blank one is refused", () => {
+    const { state } = given(idle).when({ type: "rename", title: "  My   chat " }).then([{ type: "SessionRenamed", title: "My chat", by: alice }])
+    expect(state.counters.title).toBe("My chat")
+    given(idle).when({ type: "rename", title: "   " }).then({ rejected: "empty_title" })
   })
 })

@@ -177,7 +177,7 @@ describe("runners: scripted model end to end", () => {
 
     const s = fold("live", tape)
     const items = itemsOf(uiView(s))
-    expect(items.map((i) => ("user" in i ? "user" : "assistant" in i ? `assistant:${i.status}` : `call:${i.status}`))).toEqual([
+    expect(items.map((i) => ("user" in i ? "user" : "assistant" in i ? `assistant:${i.status}` : "call" in i ? `call:${i.status}` : "loop"))).toEqual([
       "user",
       "assistant:completed",
       "call:succeeded",

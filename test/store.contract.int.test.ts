@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Either, Layer, Option } from "effect"
-import { decodeEnvelope, type Envelope, type Event, eventTypes } from "../src/domain/Event.ts"
+import { canonicalEnvelope, decodeEnvelope, type Envelope, type Event, eventTypes } from "../src/domain/Event.ts"
 import type { SessionSummary } from "../src/domain/projections/summaryTypes.ts"
 import { fromRow } from "../src/store/codec.ts"
 import { AppendConflict, EventStore, StoreError } from "../src/store/EventStore.ts"
@@ -78,7 +78,14 @@ const everyType = (session: string): Array<Envelope> => {
     { event: { type: "ToolExecutionSucceeded", callId: "c1", output: "2", truncated: true }, by: "tool" },
     { event: { type: "ToolExecutionFailed", callId: "c2", error: "ENOENT" }, by: "tool" },
     { event: { type: "ToolExecutionCancelled", callId: "c5", reason: "restart", outcome: "unknown" }, by: "system" },
-    { event: { type: "InterruptRequested", reason: "stop" }, by: "user:c1" }
+    { event: { type: "InterruptRequested", reason: "stop" }, by: "user:c1" },
+    { event: { type: "ToolCallInvalid", turnId: "t1", callId: "c6", tool: "eval", error: "bad", args: { code: [1, { x: null }] } }, by: "model" },
+    { event: { type: "TurnStarted", turnId: "t4", model: "scripted", retryOf: "t3" }, by: "system" },
+    { event: { type: "SessionCreated", title: "copy (imported)", importedFrom: { session: "orig", seq: 9 } }, by: "system" },
+    { event: { type: "ToolCallReopened", callId: "c7", reason: "approved before the import" }, by: "system" },
+    { event: { type: "LoopStopped", reason: "turn_limit", turns: 25 }, by: "system" },
+    { event: { type: "LoopStopped", reason: "invalid_calls" }, by: "system" },
+    { event: { type: "SessionRenamed", title: "renamed" }, by: "user:c1" }
   ]
   return events.map(({ by, event }, i) => envelope(session, i + 1, event, by))
 }
@@ -130,6 +137,8 @@ const storeContract = (name: string, capabilities: Capabilities, fixture: () => 
         return yield* store.read("s1", 0)
       }))
       expect(read).toEqual(tape)
+      // One encoding (issue 11): what the writer sends and what any server reads back are the same bytes.
+      expect(read.map((e) => JSON.stringify(e))).toEqual(tape.map((e) => JSON.stringify(canonicalEnvelope(e))))
       // Optional fields that were absent stay absent (not undefined-valued keys).
       expect(Object.keys(read[1]!).sort()).toEqual(["at", "by", "seq", "session", "type"])
     })

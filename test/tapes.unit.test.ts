@@ -820,7 +820,7 @@ describe("restart-recovery", () => {
   })
 
   test("then: a second restart finds nothing open; the pending call can still be approved", () => {
-    given(tape).when({ type: "close_open", reason: "restart", cancelApproved: false, settle: true }, "system").then({ rejected: "nothing_open" })
+    given(tape).when({ type: "close_open", reason: "restart", approved: "keep", settle: true }, "system").then({ rejected: "nothing_open" })
     given(tape).when({ type: "approve", callId: "call-7" }).then([{ type: "ToolCallApproved", callId: "call-7", by: "user:alice" }])
   })
 })

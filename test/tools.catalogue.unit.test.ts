@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ConfigProvider, Effect, Either } from "effect"
-import { catalogueConfig, makeCatalogue, parsePolicies, ToolCatalogue, toolNames } from "../src/tools/catalogue.ts"
+import { makeCatalogue, toolNames } from "../src/tools/catalogue.ts"
 
 const catalogue = makeCatalogue({ workspace: "./workspace", httpAllow: [] })
 
@@ -74,38 +74,5 @@ describe("run", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
-  })
-})
-
-describe("config", () => {
-  const fromEnv = (env: Record<string, string>) =>
-    Effect.runPromise(Effect.either(Effect.withConfigProvider(catalogueConfig, ConfigProvider.fromMap(new Map(Object.entries(env))))))
-
-  test("defaults: ./workspace, nothing allowed, no overrides", async () => {
-    expect(await fromEnv({})).toEqual(Either.right({ workspace: "./workspace", httpAllow: [], policies: {} }))
-  })
-
-  test("TAPE_WORKSPACE, TAPE_HTTP_ALLOW and TAPE_TOOL_POLICY are read", async () => {
-    expect(
-      await fromEnv({ TAPE_WORKSPACE: "/srv/ws", TAPE_HTTP_ALLOW: " example.com, api.github.com ,", TAPE_TOOL_POLICY: "eval=auto,http_get=ask" })
-    ).toEqual(
-      Either.right({ workspace: "/srv/ws", httpAllow: ["example.com", "api.github.com"], policies: { eval: "auto", http_get: "ask" } })
-    )
-  })
-
-  test("a bad TAPE_TOOL_POLICY is a config error naming the entry", async () => {
-    const result = await fromEnv({ TAPE_TOOL_POLICY: "eval=always" })
-    expect(Either.isLeft(result) && String(result.left)).toContain('bad entry "eval=always"')
-    expect(parsePolicies("nope=auto")).toEqual(Either.left(expect.stringContaining('bad entry "nope=auto"')))
-  })
-
-  test("the layer provides the catalogue built from config", async () => {
-    const specs = await Effect.runPromise(
-      Effect.map(ToolCatalogue, (tools) => tools.specs()).pipe(
-        Effect.provide(ToolCatalogue.layer),
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["TAPE_TOOL_POLICY", "eval=auto"]])))
-      )
-    )
-    expect(specs.find((spec) => spec.name === "eval")?.policy).toBe("auto")
   })
 })

@@ -1,13 +1,13 @@
 // SessionWriter on the memory store: rejections append nothing, concurrency keeps the tape gapless, one tick is one
 // append, adopt closes what was open without calling the model, and a writer picks up tapes already in the store.
 import { describe, expect, test } from "bun:test"
-import { Deferred, Effect, Either, Layer, Option } from "effect"
+import { Clock, Deferred, Effect, Either, Layer, Logger, Option, Queue, type Scope, Stream } from "effect"
 import type { Envelope } from "../src/domain/Event.ts"
 import { summaryView } from "../src/domain/projections/summary.ts"
 import { fold } from "../src/domain/state.ts"
-import { layer as busLayer } from "../src/session/Bus.ts"
+import { Bus, layer as busLayer } from "../src/session/Bus.ts"
 import { layer as writerLayer, SessionWriter, WriterContext } from "../src/session/SessionWriter.ts"
-import { EventStore, type EventStoreShape } from "../src/store/EventStore.ts"
+import { EventStore, type EventStoreShape, StoreError } from "../src/store/EventStore.ts"
 import { makeMemory } from "../src/store/memory.ts"
 import { testContext, writerTestLayer } from "./support/context.ts"
 import { loadTape } from "./support/tapes.ts"
@@ -22,6 +22,36 @@ const runWith = <A, E>(wrap: (store: EventStoreShape) => Effect.Effect<EventStor
   const store = Layer.effect(EventStore, Effect.flatMap(makeMemory, wrap))
   const layer = writerLayer.pipe(Layer.provideMerge(busLayer), Layer.provideMerge(Layer.merge(store, Layer.succeed(WriterContext, testContext))))
   return Effect.runPromise(Effect.scoped(program.pipe(Effect.provide(layer))))
+}
+
+/** The writer over a memory store wrapped by `wrap`, which can see what a session subscriber of the Bus received. */
+interface Follower {
+  readonly seen: Array<Envelope>
+  readonly follow: (session: string) => Effect.Effect<void, never, Bus | Scope.Scope>
+  readonly waitFor: (n: number) => Effect.Effect<void>
+}
+const gatedWriterWith = <A, E>(
+  wrap: (store: EventStoreShape, follower: Follower) => EventStoreShape,
+  program: (follower: Follower) => Effect.Effect<A, E, SessionWriter | EventStore | Bus | Scope.Scope>
+) => {
+  const seen: Array<Envelope> = []
+  const arrived = Effect.runSync(Queue.unbounded<void>())
+  const follower: Follower = {
+    seen,
+    follow: (session) =>
+      Effect.flatMap(Bus, (bus) =>
+        bus.subscribe(session, 0).pipe(
+          Stream.runForEach((e) => Effect.zipRight(Effect.sync(() => seen.push(e)), Queue.offer(arrived, undefined))),
+          Effect.forkScoped,
+          Effect.zipRight(Effect.suspend(() => (seen.length > 0 ? Effect.void : Effect.asVoid(Queue.take(arrived))))),
+          Effect.asVoid
+        )
+      ),
+    waitFor: (n) => Effect.suspend(() => (seen.length >= n ? Effect.void : Effect.asVoid(Queue.take(arrived)))).pipe(Effect.repeat({ until: () => seen.length >= n }))
+  }
+  const store = Layer.effect(EventStore, Effect.map(makeMemory, (m) => wrap(m, follower)))
+  const layer = writerLayer.pipe(Layer.provideMerge(busLayer), Layer.provideMerge(Layer.merge(store, Layer.succeed(WriterContext, testContext))))
+  return Effect.runPromise(Effect.scoped(program(follower).pipe(Effect.provide(layer))))
 }
 
 const codeOf = <A>(r: Either.Either<A, { readonly _tag: string }>): string =>
@@ -221,7 +251,7 @@ describe("SessionWriter", () => {
       expect(out.next).toEqual(["QueuedMessagesFlushed", "UserMessageAdded", "TurnStarted"])
     })
 
-    test("a tape with nothing open is copied as is; a malformed one is rejected", async () => {
+    test("a tape with nothing open is copied as is (marked imported, titled so); a malformed one is rejected", async () => {
       const source = loadTape("plain-chat")
       const out = await runWriter(
         Effect.gen(function* () {
@@ -234,7 +264,8 @@ describe("SessionWriter", () => {
           return { copied, gap: codeOf(gap), headless: codeOf(headless) }
         })
       )
-      expect(out.copied.map((e) => ({ ...e, session: "x" }))).toEqual(source.map((e) => ({ ...e, session: "x" })))
+      expect(out.copied.slice(1).map((e) => ({ ...e, session: "x" }))).toEqual(source.slice(1).map((e) => ({ ...e, session: "x" })))
+      expect(out.copied[0]).toMatchObject({ type: "SessionCreated", title: "Hello, who are you? (imported)", importedFrom: { session: "plain-chat", seq: 10 } })
       expect(out).toMatchObject({ gap: "bad_tape", headless: "bad_tape" })
     })
   })
@@ -320,5 +351,213 @@ describe("SessionWriter", () => {
       })
     )
     expect(out).toEqual({ evicted: 1, before: 1, phase: true, head: 3 })
+  })
+
+  describe("copied tapes (issue 10, finding 3)", () => {
+    /** approval-pending with call-5 approved by someone: an approval given on another server (or forged). */
+    const approvedElsewhere = (): ReadonlyArray<Envelope> => {
+      const tape = loadTape("approval-pending")
+      const last = tape[tape.length - 1]!
+      return [...tape, { session: last.session, seq: last.seq + 1, at: last.at + 1, by: "user:someone-else", type: "ToolCallApproved", callId: "call-5" }]
+    }
+
+    test("an approval made before the import never runs here: the call comes back pending, in the same one append", async () => {
+      let appends = 0
+      const counted = (store: EventStoreShape) =>
+        Effect.succeed<EventStoreShape>({ ...store, append: (s, h, e, sum) => Effect.zipRight(Effect.sync(() => appends++), store.append(s, h, e, sum)) })
+      const out = await runWith(
+        counted,
+        Effect.gen(function* () {
+          const writer = yield* SessionWriter
+          const store = yield* EventStore
+          const session = yield* writer.adopt(approvedElsewhere(), { reason: "import" })
+          const tape = yield* store.read(session, 0)
+          const summary = Option.getOrNull(yield* store.summary(session))
+          return { tape, appends, phase: summary?.phase, pending: summary?.pendingApprovals }
+        })
+      )
+      // One append holds the copy and its closing events: a restart can never find the copied approval open.
+      expect(out.appends).toBe(1)
+      expect(out.tape.at(-1)).toMatchObject({ type: "ToolCallReopened", callId: "call-5", by: "system" })
+      expect(out).toMatchObject({ phase: "awaiting_approval", pending: 1 })
+      expect(fold("x", out.tape).commands.calls.get("call-5")?.status).toBe("pending")
+    })
+
+    test("a forged tape is refused with the event and the reason, and nothing is stored", async () => {
+      const forged = approvedElsewhere().map((e) => (e.type === "ToolCallApproved" ? { ...e, by: "policy:admin" } : e))
+      const out = await runWriter(
+        Effect.gen(function* () {
+          const writer = yield* SessionWriter
+          const store = yield* EventStore
+          const r = yield* Effect.either(writer.adopt(forged, { reason: "import" }))
+          return { r: Either.isLeft(r) && r.left._tag === "Rejection" ? `${r.left.code}: ${r.left.message}` : "accepted", ids: yield* store.sessionIds() }
+        })
+      )
+      expect(out.r).toContain("bad_tape: event 7 (seq 7, ToolCallApproved)")
+      expect(out.r).toContain("policy:admin")
+      expect(out.ids).toEqual([])
+    })
+  })
+
+  test("anything thrown while deciding becomes a nack (internal) for that input alone, logged once; the writer goes on", async () => {
+    const logs: Array<string> = []
+    const logger = Logger.make(({ logLevel, message }) => {
+      logs.push(`${logLevel.label}: ${String(message)}`)
+    })
+    const throwing = { ...testContext, checkTool: (tool: string, args: unknown) => (tool === "boom" ? (() => { throw new RangeError("Maximum call stack size exceeded") })() : testContext.checkTool(tool, args)) }
+    const layer = writerLayer.pipe(Layer.provideMerge(busLayer), Layer.provideMerge(Layer.merge(Layer.effect(EventStore, makeMemory), Layer.succeed(WriterContext, throwing))))
+    const out = await Effect.runPromise(
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const session = yield* writer.create()
+        yield* writer.submit(session, { type: "send_message", text: "hi" }, alice)
+        // Offered in one tick, so they are decided in one batch: only the poisoned one is refused.
+        const bad = yield* writer.offer(session, { type: "model_tool_call", turnId: "turn-3", tool: "boom", args: {} }, "model")
+        const good = yield* writer.offer(session, { type: "model_tool_call", turnId: "turn-3", tool: "eval", args: { code: "1" } }, "model")
+        const poisoned = yield* Effect.either(Deferred.await(bad))
+        const next = yield* Deferred.await(good)
+        const after = yield* writer.submit(session, { type: "model_completed", turnId: "turn-3" }, "model")
+        return {
+          poisoned: Either.isLeft(poisoned) && poisoned.left._tag === "Rejection" ? poisoned.left : null,
+          next: [...next.events, ...after.events].map((e) => e.type)
+        }
+      }).pipe(Effect.provide(layer), Effect.scoped, Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+    )
+    expect(out.poisoned?.code).toBe("internal")
+    expect(out.poisoned?.message).toContain("RangeError")
+    expect(out.next).toEqual(["ToolCallRequested", "TurnCompleted"])
+    const errors = logs.filter((l) => l.startsWith("ERROR"))
+    expect(errors).toHaveLength(1)
+    expect(errors[0]!.length).toBeLessThan(600)
+  })
+
+  test("a failed store write is logged as an error, its command gets store_error, and the turn it lost reports of ends failed", async () => {
+    const logs: Array<string> = []
+    const logger = Logger.make(({ logLevel, message }) => {
+      logs.push(`${logLevel.label}: ${String(message)}`)
+    })
+    let failing = false
+    const flaky = (store: EventStoreShape) =>
+      Effect.succeed<EventStoreShape>({
+        ...store,
+        append: (s, h, e, sum) => (failing ? Effect.fail(new StoreError({ message: "disk full", session: s })) : store.append(s, h, e, sum))
+      })
+    const out = await runWith(
+      flaky,
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const store = yield* EventStore
+        const session = yield* writer.create()
+        yield* writer.submit(session, { type: "send_message", text: "hi" }, alice)
+        failing = true
+        // A delta nobody waits on, and a command that waits: both refused by the store.
+        yield* writer.report(session, { type: "model_delta", turnId: "turn-3", text: "lost" }, "model")
+        const command = yield* Effect.either(writer.submit(session, { type: "send_message", text: "queued?" }, alice))
+        const headWhileDown = yield* store.head(session)
+        failing = false
+        // The writer ends the turn by itself once the store accepts writes again.
+        const tape = yield* store.read(session, 0).pipe(
+          Effect.delay("20 millis"),
+          Effect.repeat({ until: (t) => t.some((e) => e.type === "TurnFailed") }),
+          Effect.timeout("10 seconds")
+        )
+        return { command: Either.isLeft(command) ? command.left._tag : "ok", headWhileDown, tape }
+      }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+    )
+    expect(out.command).toBe("StoreError")
+    expect(out.headWhileDown).toBe(3)
+    expect(out.tape.at(-1)).toMatchObject({ type: "TurnFailed", turnId: "turn-3", by: "system", retryable: true })
+    expect(out.tape.some((e) => e.type === "AssistantDelta")).toBe(false)
+    expect(logs.some((l) => l.startsWith("ERROR") && l.includes("append to"))).toBe(true)
+  })
+
+  test("ack.seq is the head right after the command's events, and they are stored when the ack arrives", async () => {
+    const out = await runWriter(
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const store = yield* EventStore
+        const session = yield* writer.create()
+        const ack = yield* writer.submit(session, { type: "send_message", text: "hi" }, alice)
+        return { ack: ack.head, last: ack.events.at(-1)?.seq, stored: yield* store.head(session) }
+      })
+    )
+    expect(out).toEqual({ ack: 3, last: 3, stored: 3 })
+  })
+
+  test("one encoding: the envelopes the writer publishes are byte for byte those any server reads back", async () => {
+    const out = await runWriter(
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const store = yield* EventStore
+        const session = yield* writer.create({ title: "t" })
+        const acks = [
+          yield* writer.submit(session, { type: "send_message", text: "hi" }, alice),
+          yield* writer.submit(session, { type: "model_tool_call", turnId: "turn-3", tool: "eval", args: { code: "1" }, description: "d" }, "model"),
+          yield* writer.submit(session, { type: "model_completed", turnId: "turn-3", usage: { inputTokens: 1, outputTokens: 2 } }, "model"),
+          yield* writer.submit(session, { type: "approve", callId: "call-4", args: { code: "2" } }, alice)
+        ]
+        return { sent: acks.flatMap((a) => a.events).map((e) => JSON.stringify(e)), stored: (yield* store.read(session, 1)).map((e) => JSON.stringify(e)) }
+      })
+    )
+    expect(out.sent).toEqual(out.stored)
+    expect(out.sent[0]!.startsWith('{"session":')).toBe(true)
+  })
+
+  test("at never goes back, even when the clock does", async () => {
+    let now = 2_000_000
+    const clock: Clock.Clock = {
+      [Clock.ClockTypeId]: Clock.ClockTypeId,
+      unsafeCurrentTimeMillis: () => now,
+      currentTimeMillis: Effect.sync(() => now),
+      unsafeCurrentTimeNanos: () => BigInt(now) * 1_000_000n,
+      currentTimeNanos: Effect.sync(() => BigInt(now) * 1_000_000n),
+      sleep: (d) => Effect.sleep(d)
+    }
+    const tape = await runWriter(
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const store = yield* EventStore
+        const session = yield* writer.create()
+        now = 1_000_000
+        yield* writer.submit(session, { type: "send_message", text: "back in time" }, alice)
+        now = 3_000_000
+        yield* writer.submit(session, { type: "interrupt" }, alice)
+        return yield* store.read(session, 0)
+      }).pipe(Effect.withClock(clock))
+    )
+    expect(tape.map((e) => e.at)).toEqual([2_000_000, 2_000_000, 2_000_000, 3_000_000, 3_000_000])
+  })
+
+  test("events are published only after their append succeeded", async () => {
+    let failing = false
+    let seenDuringAppend = -1
+    const out = await gatedWriterWith(
+      (store, bus) => ({
+        ...store,
+        append: (s, h, e, sum) =>
+          Effect.gen(function* () {
+            // While the append runs, no subscriber has the batch.
+            seenDuringAppend = bus.seen.length
+            if (failing) return yield* new StoreError({ message: "refused", session: s })
+            return yield* store.append(s, h, e, sum)
+          })
+      }),
+      (bus) =>
+        Effect.gen(function* () {
+          const writer = yield* SessionWriter
+          const session = yield* writer.create()
+          yield* bus.follow(session)
+          failing = true
+          yield* Effect.either(writer.submit(session, { type: "send_message", text: "never stored" }, alice))
+          const afterFailure = bus.seen.length
+          failing = false
+          yield* writer.submit(session, { type: "send_message", text: "stored" }, alice)
+          yield* bus.waitFor(3)
+          return { afterFailure, seenDuringAppend, seen: bus.seen.map((e) => e.seq) }
+        })
+    )
+    expect(out.afterFailure).toBe(1)
+    expect(out.seenDuringAppend).toBe(1)
+    expect(out.seen).toEqual([1, 2, 3])
   })
 })

@@ -11,7 +11,8 @@ import { uiView } from "../src/domain/projections/ui.ts"
 import { evolve, fold, initialState, type SessionState } from "../src/domain/state.ts"
 import { SessionWriter } from "../src/session/SessionWriter.ts"
 import { EventStore } from "../src/store/EventStore.ts"
-import { writerTestLayer } from "./support/context.ts"
+import { foldStrict } from "../src/domain/admissible.ts"
+import { checkTool, testContext, writerLayerWith } from "./support/context.ts"
 
 // ---- actions: abstract, resolved against the live state when they run (ids picked from it, or made up) ----
 
@@ -27,7 +28,9 @@ type Action =
   | { readonly k: "failed"; readonly stale: boolean }
   | { readonly k: "tool_started"; readonly pick: number }
   | { readonly k: "tool_result"; readonly pick: number; readonly outcome: "succeeded" | "failed" | "cancelled" }
-  | { readonly k: "restart"; readonly cancelApproved: boolean }
+  | { readonly k: "restart"; readonly approved: "keep" | "cancel" | "reopen" }
+  | { readonly k: "retry"; readonly stale: boolean }
+  | { readonly k: "rename" }
   | { readonly k: "together"; readonly actions: ReadonlyArray<Action> }
   /** Whatever moves the session on from where it is (so that runs get deep): the runner's or the user's next step. */
   | { readonly k: "advance"; readonly choice: number }
@@ -57,11 +60,18 @@ const single: fc.Arbitrary<Action> = fc.oneof(
       .record({ pick, outcome: fc.constantFrom("succeeded" as const, "succeeded" as const, "failed" as const, "cancelled" as const) })
       .map((r): Action => ({ k: "tool_result", ...r }))
   },
-  { weight: 1, arbitrary: fc.boolean().map((c): Action => ({ k: "restart", cancelApproved: c })) },
+  { weight: 1, arbitrary: fc.constantFrom("keep" as const, "cancel" as const, "reopen" as const).map((approved): Action => ({ k: "restart", approved })) },
+  { weight: 1, arbitrary: stale.map((s): Action => ({ k: "retry", stale: s })) },
+  { weight: 1, arbitrary: fc.constant<Action>({ k: "rename" }) },
   { weight: 8, arbitrary: fc.nat({ max: 11 }).map((choice): Action => ({ k: "advance", choice })) }
+)
+/** A whole reply in one tick: one tool call (an auto-approved read, or an unknown tool) and the end of the turn. */
+const reply = fc.constantFrom("read_file" as const, "rm" as const).map(
+  (tool): Action => ({ k: "together", actions: [{ k: "tool_call", tool, valid: true, stale: false }, { k: "completed", stale: false, tokens: 1 }] })
 )
 const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 9, arbitrary: single },
+  { weight: 2, arbitrary: reply },
   { weight: 1, arbitrary: fc.array(single, { minLength: 2, maxLength: 4 }).map((actions): Action => ({ k: "together", actions })) }
 )
 
@@ -148,7 +158,13 @@ const resolve = (a: Exclude<Action, { k: "together" }>, s: SessionState, text: s
       return resolve({ k: "send", mode: undefined }, s, text)
     }
     case "restart":
-      return { input: { type: "close_open", reason: "restart", cancelApproved: a.cancelApproved, settle: true }, by: "system" }
+      return { input: { type: "close_open", reason: "restart", approved: a.approved, settle: true }, by: "system" }
+    case "retry": {
+      const last = s.interrupts.lastTurn?.turnId ?? "turn-0"
+      return { input: { type: "retry_turn", turnId: a.stale ? oldTurn(s) : last }, by: user }
+    }
+    case "rename":
+      return { input: { type: "rename", title: `title ${text}` }, by: user }
     default: {
       const _exhaustive: never = a
       return _exhaustive
@@ -181,8 +197,14 @@ const checkTape = (tape: ReadonlyArray<Envelope>, session: string): void => {
     const before = { streaming: state.interrupts.streaming }
     switch (e.type) {
       case "ToolCallApproved":
+        // approved once, unless a copied tape's approval was withdrawn (ToolCallReopened) and it waits again
         expect(approvedCalls.has(e.callId)).toBe(false)
         approvedCalls.add(e.callId)
+        break
+      case "ToolCallReopened":
+        expect(approvedCalls.has(e.callId)).toBe(true)
+        expect(startedCalls.has(e.callId)).toBe(false)
+        approvedCalls.delete(e.callId)
         break
       case "ToolExecutionStarted":
         // rule 2: only after approval, at most once
@@ -240,7 +262,10 @@ const checkMemory = (s: SessionState): void => {
   for (const q of s.messages.queue) expect(userTexts.has(q.text)).toBe(false)
   for (const m of memory.messages) if (m.role === "assistant") for (const c of m.toolCalls) expect(c.result.length).toBeGreaterThan(0)
   const calls = memory.messages.flatMap((m) => (m.role === "assistant" ? m.toolCalls.map((c) => c.callId) : []))
-  expect(calls.sort()).toEqual([...s.commands.calls.keys()].sort())
+  // Every call is in the memory, but those of a reply that was retried (it left the memory with its calls).
+  const retried = new Set(s.messages.items.flatMap((i) => (i.kind === "assistant" && i.retriedBy !== null ? [i.turnId] : [])))
+  const expected = [...s.commands.calls.values()].filter((c) => !retried.has(c.turnId)).map((c) => c.callId)
+  expect(calls.sort()).toEqual(expected.sort())
 }
 
 // ---- the run ----
@@ -295,12 +320,14 @@ const run = (actions: ReadonlyArray<Action>) =>
     }
     const tape = yield* store.read(session, 0)
     checkTape(tape, session)
+    // Every event the live writer appends is one the strict fold of imports accepts.
+    expect(foldStrict(session, tape, { checkTool })).not.toHaveProperty("refused")
     // rule 5: every refused report was counted as dropped
     expect(writer.droppedReports()).toBe(rejectedReports)
     const summary = yield* store.summary(session)
     expect(summary._tag === "Some" ? plain(summary.value) : null).toEqual(plain(summaryView(fold(session, tape))))
     return tape
-  }).pipe(Effect.provide(writerTestLayer))
+  }).pipe(Effect.provide(writerLayerWith({ ...testContext, limits: { maxTurnsPerMessage: 2, maxInvalidStreak: 2, maxCallsPerTurn: 4 } })))
 
 describe("SessionWriter under random interleavings", () => {
   test("keeps the rules of DESIGN.md §2 and fold(tape) == live state after every step", async () => {
@@ -310,7 +337,7 @@ describe("SessionWriter under random interleavings", () => {
       fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: 30, size: "max" }), async (actions) => {
         const tape = await Effect.runPromise(run(actions))
         events += tape.length
-        for (const e of tape) seen.add(e.type === "ToolExecutionCancelled" ? `${e.type}:${e.outcome}` : e.type)
+        for (const e of tape) seen.add(e.type === "ToolExecutionCancelled" ? `${e.type}:${e.outcome}` : e.type === "LoopStopped" ? `${e.type}:${e.reason}` : e.type)
       }),
       { numRuns: 200 }
     )
@@ -337,7 +364,11 @@ describe("SessionWriter under random interleavings", () => {
         "ToolExecutionFailed",
         "ToolExecutionCancelled:unknown",
         "ToolExecutionCancelled:not_run",
-        "InterruptRequested"
+        "InterruptRequested",
+        "ToolCallReopened",
+        "LoopStopped:turn_limit",
+        "LoopStopped:invalid_calls",
+        "SessionRenamed"
       ].sort()
     )
   }, 30_000)

@@ -91,6 +91,9 @@ export const renderChat = (ui: UiView): Array<string> => {
         lines.push(call ? `  ${block(cardLine(call), "    ")}` : `  [unknown call ${item.callId}]`)
         break
       }
+      case "loop_stopped":
+        lines.push(`[loop stopped: ${item.reason}${item.turns !== null ? ` after ${item.turns} turns` : ""}]`)
+        break
       default: {
         const _exhaustive: never = item
         return _exhaustive

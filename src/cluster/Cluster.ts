@@ -4,13 +4,13 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Duration, Effect, Redacted, Schedule, Stream } from "effect"
+import { Clock, Duration, Effect, Redacted, Schedule, Stream } from "effect"
 import { Bus } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { EventStore } from "../store/EventStore.ts"
 import { COMMIT_CHANNEL } from "../store/pg.ts"
-import { executeCall } from "../tools/ToolRunner.ts"
-import { LEASE_MS, Leases } from "./Leases.ts"
+import { CALLS_PER_SESSION, executeCall, storedCall } from "../tools/ToolRunner.ts"
+import { DB_NOW_MS, LEASE_MS, Leases } from "./Leases.ts"
 
 /** A pool for the cluster's own queries and the LISTEN connection. */
 export const layerClient = (url: string) =>
@@ -86,7 +86,7 @@ export const runReaper = Effect.gen(function* () {
         Effect.catchAll((e) => Effect.logWarning(`reaper: ${lease.kind} ${lease.key} of ${lease.session} not closed yet: ${e.message}`))
       )
     }
-    const silentSince = Date.now() - 3 * LEASE_MS
+    const silentSince = (yield* Clock.currentTimeMillis) - 3 * LEASE_MS
     for (const s of yield* store.openSessions(["streaming"])) {
       if (s.updatedAt > silentSince || (yield* leases.held("turn", s.session))) continue
       const turnId = yield* writer.inspect(s.session, (st) => st.interrupts.streaming)
@@ -107,16 +107,38 @@ export const runWorker = (concurrency: number) =>
     const bus = yield* Bus
     const slots = yield* Effect.makeSemaphore(concurrency)
 
-    const claim = sql<{ session: string; call_id: string; approved_seq: number }>`
-      UPDATE tool_jobs SET status = 'claimed', owner = ${leases.owner}, expires_at = ${Date.now() + LEASE_MS}
-      WHERE (session, call_id) IN (
-        SELECT session, call_id FROM tool_jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
-      ) RETURNING session, call_id, approved_seq`
+    const now = sql.literal(DB_NOW_MS)
+    /**
+     * Claims the oldest queued call of a session that has fewer than CALLS_PER_SESSION calls claimed or running (one
+     * session cannot take every worker), and takes its lease in the same transaction: a worker that dies right after
+     * claiming leaves a lease that expires, and the reaper puts the call back in the queue.
+     */
+    const claim = sql.withTransaction(
+      Effect.gen(function* () {
+        const rows = yield* sql<{ session: string; call_id: string; approved_seq: number }>`
+          UPDATE tool_jobs SET status = 'claimed', owner = ${leases.owner}, expires_at = ${now} + ${LEASE_MS}
+          WHERE (session, call_id) IN (
+            SELECT session, call_id FROM tool_jobs q WHERE status = 'queued'
+              AND (SELECT COUNT(*) FROM tool_jobs r WHERE r.session = q.session AND r.status <> 'queued') < ${CALLS_PER_SESSION}
+            ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
+          ) RETURNING session, call_id, approved_seq`
+        const job = rows[0]
+        if (job) {
+          yield* sql`INSERT INTO leases (kind, session, key, owner, expires_at) VALUES ('call', ${job.session}, ${job.call_id}, ${leases.owner}, ${now} + ${LEASE_MS})
+            ON CONFLICT (kind, session, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`
+        }
+        return job
+      })
+    )
 
     /** The call runs until it finishes or its cancellation reaches the tape, whichever comes first. */
     const execute = (session: string, callId: string, approvedSeq: number) =>
       Effect.raceFirst(
-        executeCall(session, callId, sql`UPDATE tool_jobs SET status = 'started' WHERE session = ${session} AND call_id = ${callId}`),
+        Effect.flatMap(storedCall(session, callId), (call) =>
+          call === null
+            ? Effect.logDebug(`worker: call ${callId} of ${session} is no longer approved and waiting`)
+            : executeCall(call, sql`UPDATE tool_jobs SET status = 'started' WHERE session = ${session} AND call_id = ${callId}`)
+        ),
         bus.subscribe(session, approvedSeq).pipe(
           Stream.filter((e) => e.type === "ToolExecutionCancelled" && e.callId === callId),
           Stream.runHead,
@@ -129,8 +151,7 @@ export const runWorker = (concurrency: number) =>
 
     const loop = Effect.gen(function* () {
       yield* slots.take(1)
-      const rows = yield* claim.pipe(Effect.orElseSucceed(() => []))
-      const job = rows[0]
+      const job = yield* claim.pipe(Effect.orElseSucceed(() => undefined))
       if (!job) {
         yield* slots.release(1)
         yield* Effect.sleep(Duration.millis(200))

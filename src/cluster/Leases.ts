@@ -39,14 +39,18 @@ export const layerNone = Layer.succeed(Leases, {
   held: () => Effect.succeed(false)
 })
 
-/** Leases in the shared PostgreSQL database (table `leases`, created by the store's migrations). */
+/** The database's own clock in epoch ms, read when a statement runs (never a time frozen into a built statement). */
+export const DB_NOW_MS = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
+
+/** Leases in the shared PostgreSQL database (table `leases`, created by the store's migrations), timed by its clock. */
 export const layerPg = (owner: string, leaseMs: number = LEASE_MS) =>
   Layer.effect(
     Leases,
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
+      const now = sql.literal(DB_NOW_MS)
       const put = (kind: LeaseKind, session: string, key: string) =>
-        sql`INSERT INTO leases (kind, session, key, owner, expires_at) VALUES (${kind}, ${session}, ${key}, ${owner}, ${Date.now() + leaseMs})
+        sql`INSERT INTO leases (kind, session, key, owner, expires_at) VALUES (${kind}, ${session}, ${key}, ${owner}, ${now} + ${leaseMs})
           ON CONFLICT (kind, session, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`
       const hold = (kind: LeaseKind, session: string, key: string) =>
         Effect.gen(function* () {
@@ -59,15 +63,13 @@ export const layerPg = (owner: string, leaseMs: number = LEASE_MS) =>
             Effect.ignoreLogged(sql`DELETE FROM leases WHERE kind = ${kind} AND session = ${session} AND key = ${key} AND owner = ${owner}`)
           )
         })
-      const takeExpired = () => {
-        const now = Date.now()
-        return sql<{ kind: LeaseKind; session: string; key: string }>`UPDATE leases SET owner = ${owner}, expires_at = ${now + leaseMs}
+      const takeExpired = () =>
+        sql<{ kind: LeaseKind; session: string; key: string }>`UPDATE leases SET owner = ${owner}, expires_at = ${now} + ${leaseMs}
           WHERE expires_at < ${now} RETURNING kind, session, key`.pipe(Effect.orElseSucceed(() => []))
-      }
       const release = (kind: LeaseKind, session: string, key: string) =>
         Effect.ignoreLogged(sql`DELETE FROM leases WHERE kind = ${kind} AND session = ${session} AND key = ${key} AND owner = ${owner}`)
       const held = (kind: LeaseKind, session: string) =>
-        sql<{ n: number }>`SELECT COUNT(*)::int AS n FROM leases WHERE kind = ${kind} AND session = ${session} AND expires_at >= ${Date.now()}`.pipe(
+        sql<{ n: number }>`SELECT COUNT(*)::int AS n FROM leases WHERE kind = ${kind} AND session = ${session} AND expires_at >= ${now}`.pipe(
           Effect.map((rows) => (rows[0]?.n ?? 0) > 0),
           Effect.orElseSucceed(() => true)
         )

@@ -7,6 +7,8 @@ import { JsonObject } from "./Event.ts"
 
 /** Longest user message accepted (characters). */
 export const MAX_MESSAGE_CHARS = 100_000
+/** Longest session title accepted (characters). */
+export const MAX_TITLE_CHARS = 200
 
 const Id = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256))
 const Reason = Schema.String.pipe(Schema.maxLength(2_000))
@@ -26,7 +28,12 @@ export const Interrupt = Schema.Struct({ type: Schema.Literal("interrupt"), reas
 /** Withdraw a queued message. */
 export const CancelQueued = Schema.Struct({ type: Schema.Literal("cancel_queued"), messageId: Id })
 
-export const Command = Schema.Union(SendMessage, Approve, Reject, Interrupt, CancelQueued)
+/** Run a failed or interrupted turn, or the last reply, again from the same memory. */
+export const RetryTurn = Schema.Struct({ type: Schema.Literal("retry_turn"), turnId: Id })
+/** Give the session a new title. */
+export const Rename = Schema.Struct({ type: Schema.Literal("rename"), title: Schema.String.pipe(Schema.maxLength(MAX_TITLE_CHARS)) })
+
+export const Command = Schema.Union(SendMessage, Approve, Reject, Interrupt, CancelQueued, RetryTurn, Rename)
 export type Command = typeof Command.Type
 
 /** What runners and the system report to the writer. Internal: never accepted from a client. */
@@ -41,11 +48,18 @@ export type Report =
   | { readonly type: "tool_failed"; readonly callId: string; readonly error: string }
   | { readonly type: "tool_cancelled"; readonly callId: string; readonly reason: string; readonly outcome: "not_run" | "unknown" }
   /**
-   * Close what was open when the process died (`reason: "restart"`) or at a fork point (`"fork"`):
-   * the streaming turn is interrupted and running executions cancelled with outcome unknown.
-   * `cancelApproved` also cancels approved-but-not-started calls (not_run); `settle` lets queued messages start a turn.
+   * Close what was open when the process died (`reason: "restart"`) or at the end of a copied tape (`"fork"`,
+   * `"import"`): the streaming turn is interrupted and running executions cancelled with outcome unknown.
+   * Approved calls that had not started are kept (they never ran; a restart dispatches them again), cancelled
+   * (not_run), or reopened (they await a new approval: an approval from another tape never runs a tool here).
+   * `settle` lets queued messages start a turn.
    */
-  | { readonly type: "close_open"; readonly reason: string; readonly cancelApproved: boolean; readonly settle: boolean }
+  | {
+      readonly type: "close_open"
+      readonly reason: string
+      readonly approved: "keep" | "cancel" | "reopen"
+      readonly settle: boolean
+    }
   /** The process running this turn is gone (its lease expired, or it is shutting down): the turn is interrupted. */
   | { readonly type: "abandon_turn"; readonly turnId: string; readonly reason: string }
   /** The runner of this call is gone mid-run: cancelled with outcome unknown, never run again. */

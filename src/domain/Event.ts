@@ -23,12 +23,17 @@ const Id = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256))
 const event = <T extends string, F extends Schema.Struct.Fields>(type: T, fields: F) =>
   Schema.Struct({ type: Schema.Literal(type), ...fields })
 
+/** Where a copied tape came from: the source session and the last seq copied. */
+export const Source = Schema.Struct({ session: Id, seq: Schema.Number })
+
 /** First event of every tape. */
 export const SessionCreated = event("SessionCreated", {
   /** Human title of the session. */
   title: Schema.optional(Schema.String),
   /** The tape this one was forked from, and the last seq copied. */
-  forkedFrom: Schema.optional(Schema.Struct({ session: Id, seq: Schema.Number }))
+  forkedFrom: Schema.optional(Source),
+  /** The tape this one was imported from (its session id inside the file), and how many events it had. */
+  importedFrom: Schema.optional(Source)
 })
 /** A user message that enters the conversation now (the session was idle). */
 export const UserMessageAdded = event("UserMessageAdded", { messageId: Id, text: Schema.String })
@@ -39,7 +44,12 @@ export const QueuedMessagesFlushed = event("QueuedMessagesFlushed", { messageIds
 /** The user withdrew a queued message. */
 export const QueuedMessageCancelled = event("QueuedMessageCancelled", { messageId: Id })
 /** One model call begins; its prompt is the memory projection at this seq. */
-export const TurnStarted = event("TurnStarted", { turnId: Id, model: Schema.String })
+export const TurnStarted = event("TurnStarted", {
+  turnId: Id,
+  model: Schema.String,
+  /** Set when this turn runs again a turn that failed, was interrupted or is regenerated; that turn leaves the memory. */
+  retryOf: Schema.optional(Id)
+})
 /** A streamed text chunk: only the new text. */
 export const AssistantDelta = event("AssistantDelta", { turnId: Id, text: Schema.String })
 /** The model asked for a tool and the args passed the tool's schema. */
@@ -55,7 +65,9 @@ export const ToolCallInvalid = event("ToolCallInvalid", {
   turnId: Id,
   callId: Id,
   tool: Schema.String,
-  error: Schema.String
+  error: Schema.String,
+  /** What the model sent (a long value is kept as a cut JSON text). */
+  args: Schema.optional(Json)
 })
 /** Token usage reported by the provider. */
 export const Usage = Schema.Struct({ inputTokens: Schema.Number, outputTokens: Schema.Number })
@@ -87,6 +99,17 @@ export const ToolExecutionCancelled = event("ToolExecutionCancelled", {
 })
 /** Who (`by`) asked to interrupt and why; the same append carries its effects. */
 export const InterruptRequested = event("InterruptRequested", { reason: Schema.String })
+/** An approval given before this tape was imported or forked no longer counts: the call awaits approval again. */
+export const ToolCallReopened = event("ToolCallReopened", { callId: Id, reason: Schema.String })
+/** The runtime ended the model/tool loop by itself (turn cap per user message, repeated invalid calls). */
+export const LoopStopped = event("LoopStopped", {
+  /** `turn_limit` or `invalid_calls`. */
+  reason: Schema.Literal("turn_limit", "invalid_calls"),
+  /** Model turns since the last user message. */
+  turns: Schema.optional(Schema.Number)
+})
+/** A user renamed the session. */
+export const SessionRenamed = event("SessionRenamed", { title: Schema.String })
 
 export const eventSchemas = [
   SessionCreated,
@@ -107,7 +130,10 @@ export const eventSchemas = [
   ToolExecutionSucceeded,
   ToolExecutionFailed,
   ToolExecutionCancelled,
-  InterruptRequested
+  InterruptRequested,
+  ToolCallReopened,
+  LoopStopped,
+  SessionRenamed
 ] as const
 
 /** Any event payload (without the envelope header). */
@@ -124,7 +150,7 @@ export const Header = Schema.Struct({
   /** 1.., gapless per session. */
   seq: Schema.Int.pipe(Schema.positive()),
   /** Epoch ms, from the writer's clock. */
-  at: Schema.Number,
+  at: Schema.Number.pipe(Schema.finite(), Schema.nonNegative()),
   /** Who caused it. */
   by: Actor
 })
@@ -137,6 +163,15 @@ export type EnvelopeOf<T extends EventType> = Header & EventOf<T>
 
 /** An event the writer is about to append: payload plus its actor; seq/at/session are the writer's. */
 export type Draft = Event & { readonly by: Actor }
+
+/**
+ * The one key order of an envelope everywhere (writer, store, import): header first, then the event's own fields as
+ * they come. Two servers sending the same event send the same bytes.
+ */
+export const canonicalEnvelope = (e: Envelope): Envelope => {
+  const { session, seq, at, by, type, ...fields } = e
+  return { session, seq, at, by, type, ...fields } as Envelope
+}
 
 export const decodeEnvelope = Schema.decodeUnknownEither(Envelope)
 export const decodeEnvelopeSync = Schema.decodeUnknownSync(Envelope)

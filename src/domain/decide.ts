@@ -12,11 +12,40 @@ export type ToolCheck =
   | { readonly ok: true; readonly args: JsonObject; readonly policy: "ask" | "auto" }
   | { readonly ok: false; readonly error: string }
 
+/** Bounds of the model/tool loop (rule 3): past them the writer appends LoopStopped instead of another turn. */
+export interface LoopLimits {
+  /** Model turns after one user message (default 25). */
+  readonly maxTurnsPerMessage: number
+  /** Consecutive replies whose tool calls were all invalid (default 3). */
+  readonly maxInvalidStreak: number
+  /** Tool calls of one reply; the first past it is answered as invalid, the rest are dropped (default 50). */
+  readonly maxCallsPerTurn: number
+}
+
+export const defaultLoopLimits: LoopLimits = { maxTurnsPerMessage: 25, maxInvalidStreak: 3, maxCallsPerTurn: 50 }
+
 export interface DecideContext {
   /** Display name of the model that new turns use. */
   readonly model: string
   /** Validates a tool name and args against the catalogue (pure). */
   readonly checkTool: (tool: string, args: unknown) => ToolCheck
+  /** Loop bounds; `defaultLoopLimits` where absent. */
+  readonly limits?: Partial<LoopLimits>
+}
+
+/** Characters of an invalid call's args kept on the tape; a longer value is kept as its cut JSON text. */
+export const MAX_INVALID_ARGS_CHARS = 4_096
+
+/** What the model sent for an invalid call, size-capped (the UI shows it; the tape never holds an unbounded value). */
+export const cappedArgs = (args: unknown): unknown => {
+  let text: string | undefined
+  try {
+    text = JSON.stringify(args)
+  } catch {
+    return "[args that cannot be shown as JSON]"
+  }
+  if (text === undefined) return null
+  return text.length <= MAX_INVALID_ARGS_CHARS ? args : `${text.slice(0, MAX_INVALID_ARGS_CHARS)}… [cut: ${text.length} characters]`
 }
 
 export type Decision = Either.Either<ReadonlyArray<Draft>, Rejection>
@@ -59,6 +88,8 @@ const startTurn = (s: SessionState, b: Batch, ctx: DecideContext): void => {
   }
   b.push({ type: "TurnStarted", turnId: turnIdAt(b.nextSeq), model: ctx.model, by: "system" })
 }
+
+const limitsOf = (ctx: DecideContext): LoopLimits => ({ ...defaultLoopLimits, ...ctx.limits })
 
 /** Would the session still be busy after these drafts? Folds only what matters for that, without touching `s`. */
 const busyAfter = (s: SessionState, drafts: ReadonlyArray<Draft>): boolean => {
@@ -109,7 +140,22 @@ const settleInto = (s: SessionState, b: Batch, ctx: DecideContext): void => {
   const endsLoop = b.drafts.some((d) => d.type === "InterruptRequested" || d.type === "TurnInterrupted" || d.type === "ToolExecutionCancelled")
   const hadCalls = last !== null && (s.commands.byTurn.get(last.turnId)?.length ?? 0) > 0
   const loops = last !== null && (last.end === "completed" || completedNow) && hadCalls && !endsLoop && !last.loopEnded
-  if (loops || s.messages.queue.length > 0) startTurn(s, b, ctx)
+  if (s.messages.queue.length > 0) return startTurn(s, b, ctx)
+  if (!loops) return
+  // The loop is bounded: a model that keeps calling tools, or keeps making bad calls, is stopped with a reason.
+  const limits = limitsOf(ctx)
+  const turns = s.interrupts.turnsSinceUser
+  const streak = completedNow && last !== null ? streakAfter(s, last.turnId) : s.interrupts.invalidStreak
+  if (streak >= limits.maxInvalidStreak) b.push({ type: "LoopStopped", reason: "invalid_calls", turns, by: "system" })
+  else if (turns >= limits.maxTurnsPerMessage) b.push({ type: "LoopStopped", reason: "turn_limit", turns, by: "system" })
+  else startTurn(s, b, ctx)
+}
+
+/** The invalid-call streak once `turnId` (completing in this batch) is folded, as `evolve` will count it. */
+const streakAfter = (s: SessionState, turnId: string): number => {
+  const calls = s.commands.byTurn.get(turnId) ?? []
+  const allInvalid = calls.length > 0 && calls.every((id) => s.commands.calls.get(id)?.status === "invalid")
+  return allInvalid ? s.interrupts.invalidStreak + 1 : 0
 }
 
 const ok = (b: Batch): Decision => Either.right(b.drafts)
@@ -172,6 +218,23 @@ export const decide = (s: SessionState, input: Input, by: Actor, ctx: DecideCont
       return ok(b)
     }
 
+    case "retry_turn": {
+      const last = s.interrupts.lastTurn
+      if (isBusy(s)) return reject("busy", "a turn can be retried only when nothing is running or awaiting approval")
+      if (last === null || last.turnId !== input.turnId) {
+        return reject("not_last_turn", `only the last reply can be retried${last ? ` (${last.turnId})` : ""}`)
+      }
+      const lastItem = s.messages.items[s.messages.items.length - 1]
+      if (lastItem?.kind === "user") return reject("not_last_turn", "a user message came after that reply; send a new message instead")
+      return ok(b.push({ type: "TurnStarted", turnId: turnIdAt(b.nextSeq), model: ctx.model, retryOf: input.turnId, by: "system" }))
+    }
+
+    case "rename": {
+      const title = input.title.replace(/\s+/g, " ").trim()
+      if (title === "") return reject("empty_title", "a title needs some text")
+      return ok(b.push({ type: "SessionRenamed", title, by }))
+    }
+
     case "cancel_queued":
       if (!s.messages.queue.some((q) => q.messageId === input.messageId)) {
         return reject("unknown_message", `no queued message ${input.messageId} (it may have been sent already)`)
@@ -186,8 +249,17 @@ export const decide = (s: SessionState, input: Input, by: Actor, ctx: DecideCont
     case "model_tool_call": {
       if (s.interrupts.streaming !== input.turnId) return reject("stale", `turn ${input.turnId} is not streaming`)
       const callId = callIdAt(b.nextSeq)
+      const made = s.commands.byTurn.get(input.turnId)?.length ?? 0
+      const cap = limitsOf(ctx).maxCallsPerTurn
+      if (made > cap) return reject("too_many_calls", `more than ${cap} tool calls in one reply; the rest are dropped`)
+      if (made === cap) {
+        const error = `more than ${cap} tool calls in one reply: this one and the rest were not run; make fewer calls`
+        return ok(b.push({ type: "ToolCallInvalid", turnId: input.turnId, callId, tool: input.tool, error, args: cappedArgs(input.args), by }))
+      }
       const check = ctx.checkTool(input.tool, input.args)
-      if (!check.ok) return ok(b.push({ type: "ToolCallInvalid", turnId: input.turnId, callId, tool: input.tool, error: check.error, by }))
+      if (!check.ok) {
+        return ok(b.push({ type: "ToolCallInvalid", turnId: input.turnId, callId, tool: input.tool, error: check.error, args: cappedArgs(input.args), by }))
+      }
       b.push({
         type: "ToolCallRequested",
         turnId: input.turnId,
@@ -240,7 +312,10 @@ export const decide = (s: SessionState, input: Input, by: Actor, ctx: DecideCont
       for (const callId of s.commands.active) {
         const call = s.commands.calls.get(callId)
         if (call?.status === "running") b.push({ type: "ToolExecutionCancelled", callId, reason: input.reason, outcome: "unknown", by })
-        else if (input.cancelApproved) b.push({ type: "ToolExecutionCancelled", callId, reason: input.reason, outcome: "not_run", by })
+        else if (input.approved === "cancel") b.push({ type: "ToolExecutionCancelled", callId, reason: input.reason, outcome: "not_run", by })
+        else if (input.approved === "reopen") {
+          b.push({ type: "ToolCallReopened", callId, reason: `approved before the ${input.reason}; it needs a new approval here`, by })
+        }
       }
       if (b.drafts.length === 0) return reject("nothing_open", "no turn or execution is open")
       if (input.settle) settleInto(s, b, ctx)

@@ -19,6 +19,11 @@ export interface Counters {
   inputTokens: number
   outputTokens: number
   forkedFrom: { readonly session: string; readonly seq: number } | null
+  importedFrom: { readonly session: string; readonly seq: number } | null
+  /** Model turns that were not retries: the scripted model's entry of the next new turn. */
+  newTurns: number
+  /** The script entry of each turn (a retry plays its original's entry again). */
+  readonly entries: Map<string, number>
 }
 
 export interface SessionState {
@@ -48,7 +53,10 @@ export const initialState = (session: string): SessionState => ({
     toolCalls: 0,
     inputTokens: 0,
     outputTokens: 0,
-    forkedFrom: null
+    forkedFrom: null,
+    importedFrom: null,
+    newTurns: 0,
+    entries: new Map()
   }
 })
 
@@ -61,6 +69,10 @@ const evolveCounters = (c: Counters, e: Envelope): void => {
     case "SessionCreated":
       if (e.title !== undefined) c.title = e.title
       if (e.forkedFrom !== undefined) c.forkedFrom = e.forkedFrom
+      if (e.importedFrom !== undefined) c.importedFrom = e.importedFrom
+      return
+    case "SessionRenamed":
+      c.title = e.title
       return
     case "UserMessageAdded":
       c.messages++
@@ -69,9 +81,13 @@ const evolveCounters = (c: Counters, e: Envelope): void => {
     case "QueuedMessagesFlushed":
       c.messages += e.messageIds.length
       return
-    case "TurnStarted":
+    case "TurnStarted": {
       c.turns++
+      const original = e.retryOf === undefined ? undefined : c.entries.get(e.retryOf)
+      if (original !== undefined) c.entries.set(e.turnId, original)
+      else c.entries.set(e.turnId, c.newTurns++)
       return
+    }
     case "ToolCallRequested":
     case "ToolCallInvalid":
       c.toolCalls++
@@ -87,12 +103,21 @@ const evolveCounters = (c: Counters, e: Envelope): void => {
   }
 }
 
+/** A completed turn whose calls were all invalid lengthens the streak of such turns; any other completed turn ends it. */
+const evolveStreak = (s: SessionState, e: Envelope): void => {
+  if (e.type !== "TurnCompleted") return
+  const calls = s.commands.byTurn.get(e.turnId) ?? []
+  const allInvalid = calls.length > 0 && calls.every((id) => s.commands.calls.get(id)?.status === "invalid")
+  s.interrupts.invalidStreak = allInvalid ? s.interrupts.invalidStreak + 1 : 0
+}
+
 /** Folds one committed event into `state` (mutating it) and returns it. */
 export const evolve = (state: SessionState, e: Envelope): SessionState => {
   state.head = e.seq
   evolveMessages(state.messages, e)
   evolveCommands(state.commands, e)
   evolveInterrupts(state.interrupts, e)
+  evolveStreak(state, e)
   evolveMemory(state.memory, e, "callId" in e ? state.commands.calls.get(e.callId) : undefined)
   evolveCounters(state.counters, e)
   return state

@@ -1,17 +1,24 @@
 /**
- * LlmRunner: reacts to TurnStarted appended by this process, streams the model with the turn's prompt, and reports
- * deltas, tool calls and the end to the SessionWriter. A closed turn interrupts its fiber, which aborts the HTTP request.
+ * LlmRunner: runs the model turns this process appended (work on the Bus, with the prompt the writer snapshotted),
+ * and reports deltas, tool calls and the end to the SessionWriter. A turn closed on the tape, here or by another
+ * process, interrupts its fiber, which aborts the HTTP request; a defect in a turn ends that turn as failed.
  */
-import { Effect, Fiber, Stream } from "effect"
-import type { Envelope } from "../domain/Event.ts"
-import { promptFor } from "../domain/projections/memory.ts"
+import { Cause, Context, Effect, FiberMap, Layer, Stream } from "effect"
 import { Leases } from "../cluster/Leases.ts"
-import { Bus } from "../session/Bus.ts"
+import { Bus, type Committed, stopEvery, type Work, workKey } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { ToolCatalogue } from "../tools/catalogue.ts"
 import { LlmClient } from "./LlmClient.ts"
 
-const key = (session: string, turnId: string) => `${session}\u0000${turnId}`
+export interface LlmRunnerShape {
+  /** Stops every turn this process runs and records each as interrupted with `reason` (graceful shutdown). */
+  readonly stopAll: (reason: string) => Effect.Effect<void>
+}
+
+/** Batches the runner must see: its own new turns, and any close of a turn (it may be one this process runs). */
+const selects = (c: Committed): boolean =>
+  c.work.some((w) => w.kind === "turn") ||
+  c.events.some((e) => e.type === "TurnInterrupted" || e.type === "TurnFailed" || e.type === "TurnCompleted")
 
 export const make = Effect.gen(function* () {
   const bus = yield* Bus
@@ -19,93 +26,90 @@ export const make = Effect.gen(function* () {
   const llm = yield* LlmClient
   const catalogue = yield* ToolCatalogue
   const leases = yield* Leases
-  const running = new Map<string, { readonly fiber: Fiber.RuntimeFiber<void, never>; readonly session: string; readonly turnId: string }>()
+  const turns = yield* FiberMap.make<string>()
 
-  const runTurn = (session: string, turnId: string) =>
-    Effect.gen(function* () {
+  const stream = (work: Extract<Work, { kind: "turn" }>) => {
+    const { session, turnId } = work
+    const tools = catalogue.specs().map(({ name, description, argsDoc }) => ({ name, description, argsDoc }))
+    return llm.stream({ memory: work.prompt, tools, turnId }).pipe(
+      Stream.runForEach((chunk) => {
+        switch (chunk.type) {
+          case "delta":
+            return writer.report(session, { type: "model_delta", turnId, text: chunk.text }, "model")
+          case "tool_call":
+            return writer.report(
+              session,
+              {
+                type: "model_tool_call",
+                turnId,
+                tool: chunk.tool,
+                args: chunk.args,
+                ...(chunk.description !== undefined ? { description: chunk.description } : {})
+              },
+              "model"
+            )
+          case "done":
+            return Effect.asVoid(writer.submit(session, { type: "model_completed", turnId, ...(chunk.usage ? { usage: chunk.usage } : {}) }, "model"))
+          default: {
+            const _exhaustive: never = chunk
+            return _exhaustive
+          }
+        }
+      }),
+      Effect.catchTag("LlmError", (e) => writer.submit(session, { type: "model_failed", turnId, error: e.message, retryable: e.retryable }, "model"))
+    )
+  }
+
+  const runTurn = (work: Extract<Work, { kind: "turn" }>) => {
+    const { session, turnId } = work
+    return Effect.gen(function* () {
+      // Other processes' appends to this session reach this one while the turn runs (their interrupts stop it).
+      yield* bus.watch(session)
       // While this process streams the turn it holds a lease; if it dies, another process closes the turn.
       yield* leases.hold("turn", session, turnId)
-      const memory = yield* writer.inspect(session, (s) => promptFor(s, turnId))
-      const tools = catalogue.specs().map(({ name, description, argsDoc }) => ({ name, description, argsDoc }))
-      yield* llm.stream({ memory, tools, turnId }).pipe(
-        Stream.runForEach((chunk) =>
-          Effect.gen(function* () {
-            switch (chunk.type) {
-              case "delta":
-                return yield* writer.report(session, { type: "model_delta", turnId, text: chunk.text }, "model")
-              case "tool_call":
-                return yield* writer.report(
-                  session,
-                  {
-                    type: "model_tool_call",
-                    turnId,
-                    tool: chunk.tool,
-                    args: chunk.args,
-                    ...(chunk.description !== undefined ? { description: chunk.description } : {})
-                  },
-                  "model"
-                )
-              case "done":
-                yield* writer.submit(session, { type: "model_completed", turnId, ...(chunk.usage ? { usage: chunk.usage } : {}) }, "model")
-                return
-              default: {
-                const _exhaustive: never = chunk
-                return _exhaustive
-              }
-            }
-          })
-        ),
-        Effect.catchTag("LlmError", (e) =>
-          writer.submit(session, { type: "model_failed", turnId, error: e.message, retryable: e.retryable }, "model")
-        )
-      )
+      yield* stream(work)
     }).pipe(
       Effect.scoped,
       // A rejection here means the turn was closed meanwhile (rule 5): the writer dropped the report.
       Effect.catchAll((e) => Effect.logDebug(`turn ${turnId} of ${session} stopped reporting: ${e.message}`)),
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause)
+          ? Effect.void
+          : Effect.logError(`turn ${turnId} of ${session} failed unexpectedly`, cause).pipe(
+            Effect.zipRight(
+              writer.submit(session, { type: "model_failed", turnId, error: "the server failed while running this turn", retryable: true }, "system")
+            ),
+            Effect.ignore
+          )
+      ),
       Effect.withSpan("LlmRunner.turn", { attributes: { session, turnId } })
     )
+  }
 
-  const onEvent = (e: Envelope) =>
+  const onBatch = (c: Committed) =>
     Effect.gen(function* () {
-      switch (e.type) {
-        case "TurnStarted": {
-          if (!writer.takeLocal(e.session, e.seq)) return
-          const k = key(e.session, e.turnId)
-          const fiber = yield* Effect.forkDaemon(
-            runTurn(e.session, e.turnId).pipe(Effect.ensuring(Effect.sync(() => running.delete(k))))
-          )
-          running.set(k, { fiber, session: e.session, turnId: e.turnId })
-          return
-        }
-        case "TurnInterrupted": {
-          const run = running.get(key(e.session, e.turnId))
-          if (run) yield* Fiber.interrupt(run.fiber)
-          return
-        }
-        default:
-          return
+      for (const e of c.events) {
+        if (e.type === "TurnInterrupted" || e.type === "TurnFailed" || e.type === "TurnCompleted") yield* FiberMap.remove(turns, workKey(e.session, e.turnId))
       }
+      if (c.origin !== "local") return
+      for (const w of c.work) if (w.kind === "turn") yield* FiberMap.run(turns, workKey(w.session, w.turnId), runTurn(w), { onlyIfMissing: true })
     })
 
-  const events = yield* bus.subscribeAll
-  yield* events.pipe(
-    Stream.runForEach(onEvent),
+  const batches = yield* bus.subscribeCommitted(selects)
+  yield* batches.pipe(
+    Stream.runForEach(onBatch),
     Effect.catchAllCause((cause) => Effect.logError("LlmRunner stopped", cause)),
     Effect.forkScoped
   )
-  return {
-    /** Stops every turn this process runs and records it as interrupted with `reason` (graceful shutdown). */
-    stopAll: (reason: string) =>
-      Effect.suspend(() => {
-        const runs = [...running.values()]
-        return Effect.forEach(runs, (r) =>
-          Fiber.interrupt(r.fiber).pipe(
-            Effect.zipRight(Effect.ignore(writer.submit(r.session, { type: "abandon_turn", turnId: r.turnId, reason }, "system")))
-          )
-        , { discard: true })
-      })
-  }
+
+  const stopAll = (reason: string) =>
+    stopEvery(turns, (session, turnId) => Effect.ignore(writer.submit(session, { type: "abandon_turn", turnId, reason }, "system")))
+
+  return LlmRunner.of({ stopAll })
 })
 
-export type LlmRunner = Effect.Effect.Success<typeof make>
+/** The model-turn runner (`"tape/LlmRunner"`): `layer` runs turns; `layerNone` runs none (a process without a model runner, tests that drive reports). */
+export class LlmRunner extends Context.Tag("tape/LlmRunner")<LlmRunner, LlmRunnerShape>() {
+  static readonly layer: Layer.Layer<LlmRunner, never, Bus | SessionWriter | LlmClient | ToolCatalogue | Leases> = Layer.scoped(LlmRunner, make)
+  static readonly layerNone: Layer.Layer<LlmRunner> = Layer.succeed(LlmRunner, { stopAll: () => Effect.void })
+}

@@ -1,7 +1,8 @@
 /**
- * Server configuration from the environment (DESIGN.md §8). Read once in main.ts; everything else gets it injected.
+ * The server's settings (from AppConfig, DESIGN.md §8) and the token check; everything else gets them injected.
  */
-import { Context } from "effect"
+import { Context, Effect, Layer, Option, Redacted } from "effect"
+import { AppConfig, type AppConfigShape } from "../config/AppConfig.ts"
 
 export interface ServerConfig {
   readonly host: string
@@ -27,29 +28,31 @@ export class ServerConfigTag extends Context.Tag("tape/ServerConfig")<ServerConf
 export const isLoopback = (host: string): boolean =>
   host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host)
 
-export type Env = Readonly<Record<string, string | undefined>>
-
-/** Reads the config; a non-loopback host without TAPE_TOKEN gets a generated token. */
-export const fromEnv = (env: Env, generateToken: () => string): ServerConfig => {
-  const host = env.HOST?.trim() || "127.0.0.1"
-  const portText = env.PORT?.trim() || "3457"
-  const port = Number(portText)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number (0-65535), got "${portText}"`)
-  const given = env.TAPE_TOKEN?.trim()
-  const token = given ? given : isLoopback(host) ? null : generateToken()
-  const allowedOrigins = (env.TAPE_ALLOWED_ORIGINS ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
+/** The server's settings from the process configuration; a non-loopback host without TAPE_TOKEN gets a generated token. */
+export const serverConfigOf = (app: AppConfigShape, generateToken: () => string): ServerConfig => {
+  const { host } = app.server
+  const token = Option.match(app.server.token, {
+    onSome: Redacted.value,
+    onNone: () => (isLoopback(host) ? null : generateToken())
+  })
   return {
     host,
-    port,
+    port: app.server.port,
     token,
-    allowedOrigins,
-    webRoot: env.TAPE_WEB_ROOT?.trim() || "web/dist",
+    allowedOrigins: app.server.allowedOrigins,
+    webRoot: app.server.webRoot,
     highWaterBytes: 256 * 1024,
-    maxBufferedBytes: Number(env.TAPE_MAX_BUFFERED_BYTES ?? "") || 8 * 1024 * 1024,
-    slowReaderMs: Number(env.TAPE_SLOW_READER_MS ?? "") || 15_000,
-    commandsPerSecond: Number(env.TAPE_COMMANDS_PER_SECOND ?? "") || 50
+    maxBufferedBytes: app.server.maxBufferedBytes,
+    slowReaderMs: app.server.slowReaderMs,
+    commandsPerSecond: app.server.commandsPerSecond
   }
 }
+
+/** ServerConfigTag from AppConfig (a token, when one must be generated, is made when the layer is built). */
+export const layerServerConfig: Layer.Layer<ServerConfigTag, never, AppConfig> = Layer.effect(
+  ServerConfigTag,
+  Effect.map(AppConfig, (app) => serverConfigOf(app, () => crypto.randomUUID().replaceAll("-", "")))
+)
 
 /** Constant-time comparison of a presented token with the configured one. */
 export const tokenMatches = (expected: string | null, presented: string | null): boolean => {

@@ -2,9 +2,52 @@
  * The Bus: fan-out of committed envelopes to live subscribers, gapless and without duplicates per session.
  * Never the source of truth: a subscriber that lags or drops events heals by reading the EventStore. Never blocks the writer.
  */
-import { Chunk, Context, Effect, Layer, Option, Queue, type Scope, Stream } from "effect"
-import type { Envelope } from "../domain/Event.ts"
+import { Chunk, Context, Effect, FiberMap, Layer, Option, Queue, type Scope, Stream } from "effect"
+import type { Envelope, JsonObject } from "../domain/Event.ts"
+import type { LlmMemory } from "../domain/projections/memoryTypes.ts"
 import { EventStore, type EventStoreShape, type StoreError } from "../store/EventStore.ts"
+
+/**
+ * What a committed batch asks this process to run, made by the writer from the state right after the append: the
+ * runner gets an immutable snapshot, never the writer's live state.
+ */
+export type Work =
+  /** A model turn to stream: its prompt is the memory at its TurnStarted; `entry` picks a scripted model's entry. */
+  | {
+      readonly kind: "turn"
+      readonly session: string
+      readonly turnId: string
+      readonly model: string
+      readonly entry: number
+      readonly prompt: LlmMemory
+    }
+  /** An approved tool call to run, with the args it runs with. */
+  | { readonly kind: "call"; readonly session: string; readonly callId: string; readonly tool: string; readonly args: JsonObject }
+
+/** The key of a session's turn or call in a runner's FiberMap. */
+export const workKey = (session: string, id: string): string => `${session}\u0000${id}`
+
+/** Interrupts every fiber a runner holds, then records each one's work as abandoned with `abandon(session, id)`. */
+export const stopEvery = (fibers: FiberMap.FiberMap<string>, abandon: (session: string, id: string) => Effect.Effect<void>) =>
+  Effect.gen(function* () {
+    const keys: Array<string> = []
+    for (const [k] of fibers) keys.push(k)
+    for (const k of keys) {
+      yield* FiberMap.remove(fibers, k)
+      const i = k.indexOf("\u0000")
+      yield* abandon(k.slice(0, i), k.slice(i + 1))
+    }
+  })
+
+/** One committed append of one session, as the runners see it. */
+export interface Committed {
+  readonly session: string
+  readonly events: ReadonlyArray<Envelope>
+  /** `local`: this process appended it (its work is this process's to run); `remote`: read back from the store. */
+  readonly origin: "local" | "remote"
+  /** What this process must run (always empty for remote batches). */
+  readonly work: ReadonlyArray<Work>
+}
 
 /** Counters for tests and diagnostics. */
 export interface BusStats {
@@ -19,27 +62,35 @@ export interface BusStats {
 /** The Bus service interface. */
 export interface BusShape {
   /**
-   * Offers committed envelopes to every matching subscriber. Call only after the append succeeded, in seq order per session.
-   * Never blocks: a subscriber whose buffer is full misses them live and reads them from the store later.
+   * Offers one committed batch of this process (envelopes of one session, in seq order) and the work it asks for.
+   * Call only after the append succeeded. Never blocks: a session subscriber whose buffer is full misses them live and
+   * reads them from the store later; `subscribeCommitted` subscribers get every batch they select.
    */
-  readonly publish: (events: ReadonlyArray<Envelope>) => Effect.Effect<void>
+  readonly publish: (events: ReadonlyArray<Envelope>, work?: ReadonlyArray<Work>) => Effect.Effect<void>
   /**
-   * Offers envelopes that another process committed (read back from the store) to the subscribers of their session
-   * only — never to `subscribeAll`, whose consumers (the runners) act on this process's appends. Duplicates are dropped.
+   * Offers envelopes that another process committed (read back from the store), with origin `remote` and no work.
+   * Duplicates are dropped for session subscribers.
    */
   readonly publishRemote: (events: ReadonlyArray<Envelope>) => Effect.Effect<void>
-  /** Sessions that have at least one session subscriber now (what a cross-process feed must keep fresh). */
+  /**
+   * Sessions someone here follows now: those with a session subscriber, and those `watch`ed (a runner with work in
+   * them). A cross-process feed keeps these fresh.
+   */
   readonly watchedSessions: () => ReadonlyArray<string>
+  /** Counts `session` as watched for the life of the scope (a runner that must hear of other processes' interrupts). */
+  readonly watch: (session: string) => Effect.Effect<void, never, Scope.Scope>
   /**
    * Every envelope of `session` with seq > `afterSeq`, in seq order, with no gap and no duplicate: first read from the
    * store (catch-up), then live. The subscription is registered when the stream starts, before the catch-up read.
    */
   readonly subscribe: (session: string, afterSeq: number) => Stream.Stream<Envelope, StoreError>
   /**
-   * Live envelopes of every session from the moment this effect runs (registration is immediate; the stream may be
-   * consumed later). Per session, gapless and in order from the first envelope seen; unsubscribes when the scope closes.
+   * Every committed batch, local and remote, that `select` keeps, from the moment this effect runs (registration is
+   * immediate; the stream may be consumed later), in publish order, never dropped (the runners' channel: `select`
+   * should keep only batches with work or with events that stop work, so streamed deltas never queue here).
+   * Unsubscribes when the scope closes.
    */
-  readonly subscribeAll: Effect.Effect<Stream.Stream<Envelope, StoreError>, never, Scope.Scope>
+  readonly subscribeCommitted: (select: (batch: Committed) => boolean) => Effect.Effect<Stream.Stream<Committed>, never, Scope.Scope>
   /** Current counters. */
   readonly stats: Effect.Effect<BusStats>
 }
@@ -56,8 +107,8 @@ export interface BusOptions {
 }
 
 interface Subscriber {
-  /** The one session it follows, or undefined for all. */
-  readonly session: string | undefined
+  /** The one session it follows. */
+  readonly session: string
   readonly queue: Queue.Queue<Envelope>
   /** Per session, the first seq that could not be buffered since the consumer last looked. */
   dropped: Map<string, number>
@@ -88,14 +139,19 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
     const capacity = Math.max(1, options.capacity ?? 1024)
     const pageSize = Math.max(1, options.pageSize ?? 1000)
     const subscribers = new Set<Subscriber>()
+    const committed = new Set<{ readonly select: (batch: Committed) => boolean; readonly queue: Queue.Queue<Committed> }>()
+    const watched = new Map<string, number>()
     let dropped = 0
     let heals = 0
 
     yield* Effect.addFinalizer(() =>
-      Effect.forEach([...subscribers], (subscriber) => Queue.shutdown(subscriber.queue), { discard: true })
+      Effect.zipRight(
+        Effect.forEach([...subscribers], (subscriber) => Queue.shutdown(subscriber.queue), { discard: true }),
+        Effect.forEach([...committed], (c) => Queue.shutdown(c.queue), { discard: true })
+      )
     )
 
-    const register = (session: string | undefined) =>
+    const register = (session: string) =>
       Effect.acquireRelease(
         Effect.map(Queue.dropping<Envelope>(capacity), (queue) => {
           const subscriber: Subscriber = { session, queue, dropped: new Map() }
@@ -109,26 +165,42 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
           })
       )
 
-    const offer = (events: ReadonlyArray<Envelope>, toAll: boolean) =>
+    const offer = (events: ReadonlyArray<Envelope>, origin: Committed["origin"], work: ReadonlyArray<Work>) =>
       Effect.sync(() => {
         for (const event of events) {
           for (const subscriber of subscribers) {
-            if (subscriber.session === undefined ? !toAll : subscriber.session !== event.session) continue
+            if (subscriber.session !== event.session) continue
             if (!subscriber.queue.unsafeOffer(event)) {
               dropped++
               if (!subscriber.dropped.has(event.session)) subscriber.dropped.set(event.session, event.seq)
             }
           }
         }
+        const first = events[0]
+        if (first === undefined || committed.size === 0) return
+        const batch: Committed = { session: first.session, events, origin, work }
+        for (const c of committed) if (c.select(batch)) c.queue.unsafeOffer(batch)
       })
 
-    const publish = (events: ReadonlyArray<Envelope>) => offer(events, true)
-    const publishRemote = (events: ReadonlyArray<Envelope>) => offer(events, false)
+    const publish = (events: ReadonlyArray<Envelope>, work: ReadonlyArray<Work> = []) => offer(events, "local", work)
+    const publishRemote = (events: ReadonlyArray<Envelope>) => offer(events, "remote", [])
     const watchedSessions = () => {
-      const sessions = new Set<string>()
+      const sessions = new Set<string>(watched.keys())
       for (const subscriber of subscribers) if (subscriber.session !== undefined) sessions.add(subscriber.session)
       return [...sessions]
     }
+    const watch = (session: string) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          watched.set(session, (watched.get(session) ?? 0) + 1)
+        }),
+        () =>
+          Effect.sync(() => {
+            const n = (watched.get(session) ?? 1) - 1
+            if (n <= 0) watched.delete(session)
+            else watched.set(session, n)
+          })
+      )
 
     const heal = (session: string, last: Map<string, number>, out: Array<Envelope>) => {
       heals++
@@ -142,20 +214,10 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
         // next take returns at once and sees it.
         const lost = subscriber.dropped
         subscriber.dropped = new Map()
-        for (const [session, firstLost] of lost) {
-          if (last.has(session)) continue
-          // A live-only subscriber that never saw this session starts right before what it missed or first holds.
-          let floor = firstLost
-          for (const event of batch) if (event.session === session && event.seq < floor) floor = event.seq
-          last.set(session, floor - 1)
-        }
         const out: Array<Envelope> = []
         for (const event of batch) {
-          const seen = last.get(event.session)
-          if (seen === undefined) {
-            last.set(event.session, event.seq)
-            out.push(event)
-          } else if (event.seq === seen + 1) {
+          const seen = last.get(event.session) ?? 0
+          if (event.seq === seen + 1) {
             last.set(event.session, event.seq)
             out.push(event)
           } else if (event.seq > seen + 1) {
@@ -195,11 +257,26 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
         })
       ).pipe(Stream.withSpan("Bus.subscribe", { attributes: { session, afterSeq } }))
 
-    const subscribeAll = Effect.map(register(undefined), (subscriber) => live(subscriber, new Map()))
+    const subscribeCommitted = (select: (batch: Committed) => boolean) =>
+      Effect.map(
+        Effect.acquireRelease(
+          Effect.map(Queue.unbounded<Committed>(), (queue) => {
+            const c = { select, queue }
+            committed.add(c)
+            return c
+          }),
+          (c) =>
+            Effect.suspend(() => {
+              committed.delete(c)
+              return Queue.shutdown(c.queue)
+            })
+        ),
+        (c) => Stream.fromQueue(c.queue)
+      )
 
-    const stats = Effect.sync((): BusStats => ({ subscribers: subscribers.size, dropped, heals }))
+    const stats = Effect.sync((): BusStats => ({ subscribers: subscribers.size + committed.size, dropped, heals }))
 
-    return { publish, publishRemote, watchedSessions, subscribe, subscribeAll, stats } satisfies BusShape
+    return { publish, publishRemote, watchedSessions, watch, subscribe, subscribeCommitted, stats } satisfies BusShape
   })
 
 /** The Bus over the EventStore, with default buffers. */

@@ -1,20 +1,30 @@
 /**
  * SessionWriter: the one writer of every session. A serial queue per session: decide → append (expected head) → evolve
- * → publish. Inputs that arrive in the same tick are decided in order and appended as one batch. Owns session state.
+ * → publish on the Bus, with the work the batch asks for. Inputs that arrive in the same tick are decided in order and
+ * appended as one batch. Owns session state; never hands it out (runners get immutable work items on the Bus).
  */
-import { Clock, Context, Deferred, Effect, Either, Fiber, Layer, Option, Queue, Random } from "effect"
-import { type Input, Rejection } from "../domain/Command.ts"
-import { type DecideContext, decide } from "../domain/decide.ts"
-import type { Actor, Draft, Envelope } from "../domain/Event.ts"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Either, Fiber, FiberSet, Layer, Option, Queue, Random, Schedule } from "effect"
+import { foldStrict } from "../domain/admissible.ts"
+import { type Input, MAX_TITLE_CHARS, Rejection } from "../domain/Command.ts"
+import { type DecideContext, decide, type Decision } from "../domain/decide.ts"
+import { type Actor, canonicalEnvelope, type Draft, type Envelope } from "../domain/Event.ts"
+import { promptFor } from "../domain/projections/memory.ts"
 import { summaryView } from "../domain/projections/summary.ts"
 import { evolve, fold, initialState, isBusy, type SessionState } from "../domain/state.ts"
 import { EventStore, StoreError } from "../store/EventStore.ts"
-import { Bus } from "./Bus.ts"
+import { Bus, type Work } from "./Bus.ts"
 
-/** The reply to one input: the head after its append and the events it appended (empty when it changed nothing). */
+/** The reply to one input: the head right after its events (the seq of its last one) and the events it appended. */
 export interface Ack {
   readonly head: number
   readonly events: ReadonlyArray<Envelope>
+}
+
+/** How a copied tape becomes a session (fork or import). */
+export interface AdoptOptions {
+  readonly reason: "fork" | "import"
+  /** For a fork: the source session and the last seq copied. */
+  readonly forkedFrom?: { readonly session: string; readonly seq: number }
 }
 
 export interface SessionWriterShape {
@@ -33,23 +43,17 @@ export interface SessionWriterShape {
   /** Creates a new session; answers its id. */
   readonly create: (opts?: { readonly title?: string }) => Effect.Effect<string, StoreError>
   /**
-   * Creates a new session whose tape is `tape` (already validated envelopes of one session, seq 1..N), then closes
-   * what was open at its end (reason `fork` / `import`): the model is never called for the copied prefix.
+   * Creates a new session whose tape is `tape` (envelopes of one session, seq 1..N), checked event by event against
+   * the rules of the live writer (`foldStrict`), and closes what was open at its end (reason `fork` / `import`) in the
+   * same one append: the model is never called for the copied prefix, and no approval of the copied tape runs a tool
+   * here (such calls await a new approval).
    */
-  readonly adopt: (
-    tape: ReadonlyArray<Envelope>,
-    opts: { readonly reason: "fork" | "import"; readonly forkedFrom?: { readonly session: string; readonly seq: number } }
-  ) => Effect.Effect<string, Rejection | StoreError>
+  readonly adopt: (tape: ReadonlyArray<Envelope>, opts: AdoptOptions) => Effect.Effect<string, Rejection | StoreError>
   /**
    * Runs `f` on the session's state, brought up to the store's head first, while no batch is being decided
-   * (so it never sees unstored events). `f` must not keep references.
+   * (so it never sees unstored events). `f` must not keep references. For the reaper and tests, never for runners.
    */
   readonly inspect: <A>(session: string, f: (s: SessionState) => A) => Effect.Effect<A, Rejection | StoreError>
-  /**
-   * True once for a TurnStarted or ToolCallApproved that this process appended: runners act only on those, so a turn
-   * or call runs in the one process that decided it, never for events read back from the store (other processes, forks).
-   */
-  readonly takeLocal: (session: string, seq: number) => boolean
   /** Reports for turns or calls no longer active, dropped since start (rule 5). */
   readonly droppedReports: () => number
   /** Drops idle sessions' state from memory (it is reloaded from the store on next use). */
@@ -58,7 +62,7 @@ export interface SessionWriterShape {
 
 export class SessionWriter extends Context.Tag("tape/SessionWriter")<SessionWriter, SessionWriterShape>() {}
 
-/** The model name and tool catalogue `decide` needs. */
+/** The model name, tool catalogue and loop limits `decide` needs. */
 export class WriterContext extends Context.Tag("tape/WriterContext")<WriterContext, DecideContext>() {}
 
 interface Pending {
@@ -78,7 +82,7 @@ interface Entry {
   evicted: boolean
   /** True while the drain fiber holds a batch. */
   busy: boolean
-  /** Set after a conflict: other processes write this session too, so read what they appended before deciding. */
+  /** Set after a conflict or a failed write: read what the store holds before deciding again. */
   shared: boolean
   /** Held while a batch is decided and appended, and while `inspect` reads: readers never see unstored events. */
   readonly lock: Effect.Semaphore
@@ -88,11 +92,45 @@ interface Entry {
 const CONFLICT_RETRIES = 40
 const BACKOFF_CAP_MS = 50
 const MAX_BATCH = 512
-/** Local triggers kept for runners; a process with no runner for a kind lets the oldest go. */
-const MAX_LOCAL_TRIGGERS = 10_000
+/** Characters of an unexpected error kept in its nack and its one log line. */
+const INTERNAL_DETAIL_CHARS = 300
 
 const isReport = (input: Input): boolean =>
   input.type.startsWith("model_") || input.type.startsWith("tool_")
+
+/** A thrown value as one short line (never its whole stack, never unbounded). */
+const shortCause = (cause: unknown): string => {
+  const text = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)
+  return text.length > INTERNAL_DETAIL_CHARS ? `${text.slice(0, INTERNAL_DETAIL_CHARS)}…` : text
+}
+
+const internal = (input: Input, detail: string) =>
+  new Rejection({ code: "internal", message: `the server could not handle this ${input.type}: ${detail}` })
+
+/** The envelope of a draft at `seq`, in the one key order of every envelope. */
+const envelopeOf = (draft: Draft, session: string, seq: number, at: number): Envelope => canonicalEnvelope({ ...draft, session, seq, at })
+
+/** Immutable work for the runners: the turns still streaming and the calls still approved after this batch. */
+const workOf = (state: SessionState, events: ReadonlyArray<Envelope>): Array<Work> => {
+  const work: Array<Work> = []
+  for (const e of events) {
+    if (e.type === "TurnStarted" && state.interrupts.streaming === e.turnId) {
+      const entry = state.counters.entries.get(e.turnId) ?? 0
+      work.push({ kind: "turn", session: e.session, turnId: e.turnId, model: e.model, entry, prompt: promptFor(state, e.turnId) })
+    } else if (e.type === "ToolCallApproved") {
+      const call = state.commands.calls.get(e.callId)
+      if (call?.status === "approved") work.push({ kind: "call", session: e.session, callId: e.callId, tool: call.tool, args: call.args })
+    }
+  }
+  return work
+}
+
+/** The title a copied tape gets: its own, marked as a fork at N or as imported (issue 13). */
+const copyTitle = (tape: ReadonlyArray<Envelope>, opts: AdoptOptions): string => {
+  const mark = opts.reason === "fork" ? ` (fork @${opts.forkedFrom?.seq ?? tape.length})` : " (imported)"
+  const base = (fold("title", tape).counters.title ?? "New session").replace(/ \((?:fork @\d+|imported)\)$/, "")
+  return `${base.slice(0, MAX_TITLE_CHARS - mark.length)}${mark}`
+}
 
 export const make = Effect.gen(function* () {
   const store = yield* EventStore
@@ -101,16 +139,9 @@ export const make = Effect.gen(function* () {
   const entries = new Map<string, Deferred.Deferred<Option.Option<Entry>, StoreError>>()
   /** Loaded entries, for eviction. */
   const live = new Map<string, Entry>()
+  /** Background repairs of turns and calls whose reports a failed write lost. */
+  const repairs = yield* FiberSet.make<void, never>()
   let dropped = 0
-  const local = new Set<string>()
-  const markLocal = (events: ReadonlyArray<Envelope>) => {
-    for (const e of events) {
-      if (e.type !== "TurnStarted" && e.type !== "ToolCallApproved") continue
-      local.add(`${e.session}\u0000${e.seq}`)
-      if (local.size > MAX_LOCAL_TRIGGERS) local.delete(local.values().next().value!)
-    }
-  }
-  const takeLocal = (session: string, seq: number) => local.delete(`${session}\u0000${seq}`)
 
   const load = (session: string) =>
     Effect.gen(function* () {
@@ -128,22 +159,37 @@ export const make = Effect.gen(function* () {
       }
     })
 
+  /** `decide`, with anything it throws turned into a rejection of that one input (logged once, briefly). */
+  const decideSafely = (state: SessionState, p: Pending) =>
+    Effect.suspend((): Effect.Effect<Decision> => {
+      try {
+        return Effect.succeed(decide(state, p.input, p.by, ctx))
+      } catch (cause) {
+        const detail = shortCause(cause)
+        return Effect.as(
+          Effect.logError(`decide threw on ${p.input.type} for ${state.session}: ${detail}`),
+          Either.left(internal(p.input, detail))
+        )
+      }
+    })
+
   /** Decides a batch in order against the live state, appends what it produced as one batch, then publishes. */
   const runBatch = (session: string, entry: Entry, batch: ReadonlyArray<Pending>) =>
     Effect.gen(function* () {
       if (entry.shared) yield* catchUp(session, entry)
       const base = entry.state.head
       const now = yield* Clock.currentTimeMillis
+      // `at` never goes back: a clock that stepped back still stamps the last time seen.
       const at = Math.max(now, entry.lastAt)
       const appended: Array<Envelope> = []
       const results: Array<Either.Either<Ack, Rejection>> = []
       for (const p of batch) {
-        const d = decide(entry.state, p.input, p.by, ctx)
+        const d = yield* decideSafely(entry.state, p)
         if (Either.isLeft(d)) {
           results.push(Either.left(d.left))
           continue
         }
-        const events = d.right.map((draft: Draft, i): Envelope => ({ ...draft, session, seq: entry.state.head + i + 1, at }))
+        const events = d.right.map((draft, i) => envelopeOf(draft, session, entry.state.head + i + 1, at))
         for (const e of events) evolve(entry.state, e)
         appended.push(...events)
         results.push(Either.right({ head: entry.state.head, events }))
@@ -155,8 +201,7 @@ export const make = Effect.gen(function* () {
         )
         if (!ok) return false
         entry.lastAt = at
-        markLocal(appended)
-        yield* bus.publish(appended)
+        yield* bus.publish(appended, workOf(entry.state, appended))
       }
       for (let i = 0; i < batch.length; i++) {
         const p = batch[i]!
@@ -170,19 +215,69 @@ export const make = Effect.gen(function* () {
       return true
     })
 
+  /**
+   * The store refused a batch: its reports are lost, so the turns and calls they were about must end on the tape
+   * (rule: every turn ends). Retried until the store accepts the closing event, or the turn or call is closed anyway.
+   */
+  const repair = (session: string, batch: ReadonlyArray<Pending>, error: StoreError) =>
+    Effect.gen(function* () {
+      const turns = new Set<string>()
+      const calls = new Set<string>()
+      for (const p of batch) {
+        const input = p.input
+        if (input.type === "model_delta" || input.type === "model_tool_call" || input.type === "model_completed" || input.type === "model_failed") turns.add(input.turnId)
+        else if (input.type === "tool_succeeded" || input.type === "tool_failed" || input.type === "tool_cancelled") calls.add(input.callId)
+      }
+      const why = `the store refused a write (${shortCause(error.message)})`
+      const closing: Array<Input> = [
+        ...[...turns].map((turnId): Input => ({ type: "model_failed", turnId, error: `${why}; the reply may be incomplete`, retryable: true })),
+        ...[...calls].map((callId): Input => ({ type: "abandon_call", callId, reason: `${why}; its result was lost` }))
+      ]
+      const retry = Schedule.exponential(Duration.millis(100), 2).pipe(
+        Schedule.union(Schedule.spaced(Duration.seconds(5))),
+        Schedule.jittered
+      )
+      for (const input of closing) {
+        yield* FiberSet.run(
+          repairs,
+          submit(session, input, "system").pipe(
+            Effect.retry({ schedule: retry, while: (e) => e._tag === "StoreError" }),
+            Effect.catchAll((e) => Effect.logDebug(`repair of ${session} (${input.type}) not needed: ${e.message}`)),
+            Effect.asVoid
+          )
+        )
+      }
+    })
+
   /** Runs a batch; on a conflict (another writer appended) or a failed append, reloads from the store and re-decides. */
   const process = (session: string, entry: Entry, batch: ReadonlyArray<Pending>) =>
     Effect.gen(function* () {
       for (let attempt = 0; ; attempt++) {
-        const result = yield* Effect.either(runBatch(session, entry, batch))
-        if (Either.isRight(result) && result.right) return
-        // The live state may hold events that were not stored: rebuild it from the store before anything else.
-        entry.state = yield* load(session).pipe(Effect.orElseSucceed(() => initialState(session)))
+        const result = yield* Effect.exit(runBatch(session, entry, batch))
+        if (result._tag === "Success" && result.value) return
+        // The live state may hold events that were not stored: rebuild it from the store before anything else (if the
+        // store cannot be read now, the next batch reads the whole tape first).
+        const reloaded = yield* Effect.either(load(session))
+        entry.state = Either.getOrElse(reloaded, () => initialState(session))
         entry.shared = true
-        if (Either.isLeft(result) || attempt >= CONFLICT_RETRIES) {
-          const error = Either.isLeft(result)
-            ? result.left
-            : new StoreError({ message: `append to ${session} kept conflicting with other writers`, session })
+        if (result._tag === "Failure") {
+          const failure = Cause.failureOption(result.cause)
+          if (Option.isSome(failure)) {
+            const error = failure.value
+            yield* Effect.logError(`append to ${session} failed; ${batch.length} input(s) not applied`, error)
+            for (const p of batch) if (p.done) yield* Deferred.fail(p.done, error)
+            yield* repair(session, batch, error)
+          } else {
+            // A defect (a bug): each input gets an answer, the writer goes on.
+            const detail = shortCause(Cause.squash(result.cause))
+            yield* Effect.logError(`writer of ${session} failed a batch: ${detail}`)
+            for (const p of batch) if (p.done) yield* Deferred.fail(p.done, internal(p.input, detail))
+          }
+          return
+        }
+        if (attempt >= CONFLICT_RETRIES) {
+          const error = new StoreError({ message: `append to ${session} kept conflicting with other writers`, session })
+          yield* Effect.logError(error.message)
           for (const p of batch) if (p.done) yield* Deferred.fail(p.done, error)
           return
         }
@@ -200,12 +295,7 @@ export const make = Effect.gen(function* () {
       yield* entry.lock.withPermits(1)(process(session, entry, [first, ...rest])).pipe(
         Effect.ensuring(Effect.sync(() => {
           entry.busy = false
-        })),
-        Effect.catchAllCause((cause) =>
-          Effect.logError(`writer of ${session} failed a batch`, cause).pipe(
-            Effect.zipRight(Effect.forEach([first, ...rest], (p) => (p.done ? Deferred.die(p.done, cause) : Effect.void)))
-          )
-        )
+        }))
       )
     }).pipe(Effect.forever)
 
@@ -270,14 +360,13 @@ export const make = Effect.gen(function* () {
   const report = (session: string, input: Input, by: Actor) =>
     Effect.flatMap(liveEntry(session), (entry) => Queue.offer(entry.queue, { input, by, done: null }))
 
-  const submit = Effect.fn("SessionWriter.submit")(function* (session: string, input: Input, by: Actor) {
-    return yield* Deferred.await(yield* offer(session, input, by))
-  })
+  const submit = (session: string, input: Input, by: Actor): Effect.Effect<Ack, Rejection | StoreError> =>
+    Effect.flatMap(offer(session, input, by), Deferred.await).pipe(Effect.withSpan("SessionWriter.submit"))
 
-  /** A fresh entry for a session id nobody has used; its first append decides whether it exists. */
-  const fresh = (session: string) =>
+  /** A fresh entry for a session id nobody has used, holding `state`. */
+  const fresh = (session: string, state: SessionState = initialState(session)) =>
     Effect.gen(function* () {
-      const entry = yield* newEntry(initialState(session))
+      const entry = yield* newEntry(state)
       const d = yield* Deferred.make<Option.Option<Entry>, StoreError>()
       yield* Deferred.succeed(d, Option.some(entry))
       entries.set(session, d)
@@ -296,34 +385,42 @@ export const make = Effect.gen(function* () {
     return session
   })
 
-  const adopt = Effect.fn("SessionWriter.adopt")(function* (
-    tape: ReadonlyArray<Envelope>,
-    opts: { readonly reason: "fork" | "import"; readonly forkedFrom?: { readonly session: string; readonly seq: number } }
-  ) {
+  const badTape = (message: string) => new Rejection({ code: "bad_tape", message })
+
+  const adopt = Effect.fn("SessionWriter.adopt")(function* (tape: ReadonlyArray<Envelope>, opts: AdoptOptions) {
     const first = tape[0]
-    if (!first || first.type !== "SessionCreated") {
-      return yield* Effect.fail(new Rejection({ code: "bad_tape", message: "a tape must start with SessionCreated" }))
-    }
-    for (let i = 0; i < tape.length; i++) {
-      if (tape[i]!.seq !== i + 1) {
-        return yield* Effect.fail(new Rejection({ code: "bad_tape", message: `seq must run 1, 2, 3… without gaps; event ${i + 1} has seq ${tape[i]!.seq}` }))
-      }
-    }
+    if (!first || first.type !== "SessionCreated") return yield* badTape("a tape must start with SessionCreated")
     const session = yield* newId
-    const copied = tape.map((e, i): Envelope =>
-      i === 0 && e.type === "SessionCreated" && opts.forkedFrom ? { ...e, session, forkedFrom: opts.forkedFrom } : { ...e, session }
-    )
-    const state = fold(session, copied)
-    yield* store.append(session, 0, copied, summaryView(state)).pipe(
+    const title = copyTitle(tape, opts)
+    const origin = opts.reason === "fork" ? { forkedFrom: opts.forkedFrom ?? { session: first.session, seq: tape.length } } : { importedFrom: { session: first.session, seq: tape.length } }
+    const copied = tape.map((e, i): Envelope => {
+      if (i > 0 || e.type !== "SessionCreated") return canonicalEnvelope({ ...e, session })
+      const { forkedFrom: _f, importedFrom: _i, title: _t, ...rest } = e
+      return canonicalEnvelope({ ...rest, session, title, ...origin })
+    })
+    // A fork copies this server's own tape: its calls were checked when they were appended, against a catalogue that
+    // may have changed since; an import is checked against this server's tools.
+    const checkTool = opts.reason === "fork" ? () => ({ ok: true as const, args: {}, policy: "ask" as const }) : ctx.checkTool
+    const strict = foldStrict(session, copied, { checkTool })
+    if ("refused" in strict) {
+      const r = strict.refused
+      return yield* badTape(`event ${r.index} (seq ${r.seq}, ${r.type}) cannot be on a tape: ${r.reason}`)
+    }
+    const state = strict.state
+    // Closing what was open is part of the same one append: no moment exists where the copied prefix is stored open.
+    const closing = decide(state, { type: "close_open", reason: opts.reason, approved: "reopen", settle: false }, "system", ctx)
+    const drafts = Either.getOrElse(closing, () => [])
+    const now = yield* Clock.currentTimeMillis
+    const at = Math.max(now, copied[copied.length - 1]!.at)
+    const closed = drafts.map((d, i) => envelopeOf(d, session, copied.length + i + 1, at))
+    for (const e of closed) evolve(state, e)
+    const all = [...copied, ...closed]
+    yield* store.append(session, 0, all, summaryView(state)).pipe(
       Effect.catchTag("AppendConflict", (c) => Effect.fail(new StoreError({ message: `new session ${session} already existed`, session, cause: c })))
     )
-    yield* bus.publish(copied)
-    const entry = yield* fresh(session)
-    entry.state = state
-    entry.lastAt = state.counters.updatedAt
-    yield* enqueue(entry, { type: "close_open", reason: opts.reason, cancelApproved: true, settle: false }, "system").pipe(
-      Effect.catchTag("Rejection", () => Effect.void)
-    )
+    yield* bus.publish(all)
+    const entry = yield* fresh(session, state)
+    entry.lastAt = at
     return session
   })
 
@@ -355,7 +452,7 @@ export const make = Effect.gen(function* () {
       return n
     })
 
-  return SessionWriter.of({ submit, offer, report, takeLocal, create, adopt, inspect, droppedReports: () => dropped, evictIdle })
+  return SessionWriter.of({ submit, offer, report, create, adopt, inspect, droppedReports: () => dropped, evictIdle })
 })
 
 export const layer = Layer.scoped(SessionWriter, make)

@@ -1,9 +1,10 @@
 /**
- * Picks the EventStore layer from the environment (DESIGN.md §8): TAPE_STORE, TAPE_DATA, DATABASE_URL.
+ * Picks the EventStore layer from the process configuration (DESIGN.md §8): TAPE_STORE, TAPE_DATA, DATABASE_URL.
  * Only selection lives here; main.ts decides when to build it.
  */
 import { join } from "node:path"
-import { Config, Effect, Layer, Option, Redacted } from "effect"
+import { Effect, Layer, Option } from "effect"
+import { AppConfig } from "../config/AppConfig.ts"
 import { type EventStore, StoreError } from "./EventStore.ts"
 import { layerMemory } from "./memory.ts"
 import { layerPg } from "./pg.ts"
@@ -13,34 +14,27 @@ import { layerSqlite } from "./sqlite.ts"
 export const sqliteFileName = "tape.sqlite"
 
 /**
- * The store named by `TAPE_STORE`: `sqlite` (default; `<TAPE_DATA or ./data>/tape.sqlite`), `memory`,
- * or `postgres` (requires `DATABASE_URL`). A bad value or a missing URL fails with a StoreError that says so.
+ * The store the configuration names: `sqlite` (default; `<TAPE_DATA or ./data>/tape.sqlite`), `memory`, or `postgres`
+ * (with `DATABASE_URL`; approved calls queued for workers when TAPE_TOOL_WORKERS=external).
  */
-export const layerFromConfig: Layer.Layer<EventStore, StoreError> = Layer.unwrapEffect(
+export const layerFromConfig: Layer.Layer<EventStore, StoreError, AppConfig> = Layer.unwrapEffect(
   Effect.gen(function*() {
-    const kind = (yield* Config.string("TAPE_STORE").pipe(Config.withDefault("sqlite"))).trim().toLowerCase()
-    switch (kind) {
+    const { store } = yield* AppConfig
+    switch (store.kind) {
       case "memory":
         return layerMemory
-      case "sqlite": {
-        const folder = yield* Config.string("TAPE_DATA").pipe(Config.withDefault("./data"))
-        return layerSqlite({ filename: join(folder, sqliteFileName) })
-      }
-      case "postgres":
-      case "postgresql": {
-        const url = yield* Config.option(Config.redacted("DATABASE_URL"))
-        if (Option.isNone(url) || Redacted.value(url.value).trim() === "") {
+      case "sqlite":
+        return layerSqlite({ filename: join(store.dataDir, sqliteFileName) })
+      case "postgres": {
+        if (Option.isNone(store.databaseUrl)) {
           return yield* new StoreError({ message: "TAPE_STORE=postgres needs DATABASE_URL (e.g. postgres://user@host:5432/db)" })
         }
-        const workers = (yield* Config.string("TAPE_TOOL_WORKERS").pipe(Config.withDefault(""))).trim()
-        return layerPg({ url: url.value, toolQueue: workers === "external" })
+        return layerPg({ url: store.databaseUrl.value, toolQueue: store.toolWorkers })
       }
-      default:
-        return yield* new StoreError({ message: `TAPE_STORE must be sqlite, memory or postgres, not "${kind}"` })
+      default: {
+        const _exhaustive: never = store.kind
+        return _exhaustive
+      }
     }
-  }).pipe(
-    Effect.mapError((error) =>
-      error instanceof StoreError ? error : new StoreError({ message: `store configuration: ${String(error)}`, cause: error })
-    )
-  )
+  })
 )

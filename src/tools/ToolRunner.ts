@@ -1,34 +1,51 @@
 /**
- * ToolRunner: reacts to ToolCallApproved appended by this process; reports ToolExecutionStarted (and runs only once
- * the writer accepted it), then the result. A cancellation interrupts the execution, which tears the sandbox down.
+ * ToolRunner: runs the tool calls this process approved (work on the Bus, with the args they run with). A call runs only
+ * once the writer accepted its ToolExecutionStarted; a cancellation on the tape, here or by another process,
+ * interrupts it, which tears its sandbox down. Each session runs a few calls at a time, so one cannot starve others.
  */
-import { Effect, Fiber, Stream } from "effect"
-import type { Envelope } from "../domain/Event.ts"
+import { Cause, Context, Duration, Effect, FiberMap, Layer, Schedule, Stream } from "effect"
 import { Leases } from "../cluster/Leases.ts"
-import { Bus } from "../session/Bus.ts"
+import type { JsonObject } from "../domain/Event.ts"
+import { fold } from "../domain/state.ts"
+import { Bus, type Committed, stopEvery, type Work, workKey } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
+import { EventStore, type StoreError } from "../store/EventStore.ts"
 import { ToolCatalogue } from "./catalogue.ts"
 
-const key = (session: string, callId: string) => `${session}\u0000${callId}`
+/** Calls of one session running at once in one process; more wait, still `approved`, for a free place. */
+export const CALLS_PER_SESSION = 2
+
+/** An approved call: what it runs. */
+export interface CallWork {
+  readonly session: string
+  readonly callId: string
+  readonly tool: string
+  readonly args: JsonObject
+}
+
+/** Retries of the ToolExecutionStarted report while the store refuses writes (the call has not run: nothing is lost). */
+const startRetry = Schedule.exponential(Duration.millis(100), 2).pipe(
+  Schedule.union(Schedule.spaced(Duration.seconds(5))),
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(20))
+)
 
 /**
  * Runs one approved call, at most once (rule 2): holds its lease, appends ToolExecutionStarted (the writer accepts it
  * only for an approved call that has not started; nothing runs without it), then `started`, runs the tool and reports
  * the result. Interrupting the effect stops the tool and tears its sandbox down. Used in-process and by tool workers.
  */
-export const executeCall = <E = never, R = never>(session: string, callId: string, started: Effect.Effect<void, E, R> = Effect.void) =>
+export const executeCall = <E = never, R = never>(call: CallWork, started: Effect.Effect<void, E, R> = Effect.void) =>
   Effect.gen(function* () {
     const writer = yield* SessionWriter
     const catalogue = yield* ToolCatalogue
     const leases = yield* Leases
+    const { session, callId } = call
     yield* leases.hold("call", session, callId)
-    yield* writer.submit(session, { type: "tool_started", callId }, "tool")
+    yield* writer.submit(session, { type: "tool_started", callId }, "tool").pipe(
+      Effect.retry({ schedule: startRetry, while: (e) => e._tag === "StoreError" })
+    )
     yield* started
-    const call = yield* writer.inspect(session, (s) => {
-      const c = s.commands.calls.get(callId)
-      return c ? { tool: c.tool, args: c.args } : null
-    })
-    if (call === null) return
     const result = yield* Effect.either(catalogue.run(call.tool, call.args))
     yield* writer.submit(
       session,
@@ -39,65 +56,111 @@ export const executeCall = <E = never, R = never>(session: string, callId: strin
     )
   }).pipe(Effect.scoped)
 
+/** An approved, not started call of a stored session, read from its tape (tool workers and recovery, not the writer). */
+export const storedCall = (session: string, callId: string): Effect.Effect<CallWork | null, StoreError, EventStore> =>
+  Effect.gen(function* () {
+    const store = yield* EventStore
+    const c = fold(session, yield* store.read(session, 0)).commands.calls.get(callId)
+    return c?.status === "approved" ? { session, callId, tool: c.tool, args: c.args } : null
+  })
+
+export interface ToolRunnerShape {
+  /** Runs the calls of `session` that were approved but not started when the process stopped (they never ran). */
+  readonly resumeApproved: (session: string) => Effect.Effect<void, StoreError>
+  /** Stops every call this process runs and records it as cancelled (outcome unknown) with `reason`. */
+  readonly stopAll: (reason: string) => Effect.Effect<void>
+}
+
+/** Batches the runner must see: its own approvals, and anything that ends a call it may be running or waiting with. */
+const selects = (c: Committed): boolean =>
+  c.work.some((w) => w.kind === "call") ||
+  c.events.some((e) => e.type === "ToolExecutionCancelled" || e.type === "ToolCallReopened")
+
 export const make = Effect.gen(function* () {
   const bus = yield* Bus
   const writer = yield* SessionWriter
-  const running = new Map<string, { readonly fiber: Fiber.RuntimeFiber<void, never>; readonly session: string; readonly callId: string }>()
+  const store = yield* EventStore
+  const context = yield* Effect.context<SessionWriter | ToolCatalogue | Leases>()
+  const calls = yield* FiberMap.make<string>()
+  /** Per session, a semaphore of CALLS_PER_SESSION places and how many calls hold or wait for one. */
+  const places = new Map<string, { readonly semaphore: Effect.Semaphore; users: number }>()
 
-  const execute = (session: string, callId: string) =>
-    executeCall(session, callId).pipe(
-      Effect.catchAll((e) => Effect.logDebug(`tool call ${callId} of ${session} stopped: ${e.message}`)),
-      Effect.withSpan("ToolRunner.execute", { attributes: { session, callId } })
+  const placeOf = (session: string) =>
+    Effect.acquireRelease(
+      Effect.suspend(() => {
+        const existing = places.get(session)
+        if (existing) {
+          existing.users++
+          return Effect.succeed(existing.semaphore)
+        }
+        return Effect.map(Effect.makeSemaphore(CALLS_PER_SESSION), (semaphore) => {
+          places.set(session, { semaphore, users: 1 })
+          return semaphore
+        })
+      }),
+      () =>
+        Effect.sync(() => {
+          const p = places.get(session)
+          if (p && --p.users === 0) places.delete(session)
+        })
     )
 
-  const dispatch = (session: string, callId: string) =>
+  const run = (call: CallWork) =>
     Effect.gen(function* () {
-      const k = key(session, callId)
-      if (running.has(k)) return
-      const fiber = yield* Effect.forkDaemon(execute(session, callId).pipe(Effect.ensuring(Effect.sync(() => running.delete(k)))))
-      running.set(k, { fiber, session, callId })
+      // Other processes' cancellations of this session reach this one while the call runs or waits.
+      yield* bus.watch(call.session)
+      const semaphore = yield* placeOf(call.session)
+      yield* semaphore.withPermits(1)(executeCall(call))
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(context),
+      Effect.catchAll((e) => Effect.logDebug(`tool call ${call.callId} of ${call.session} stopped: ${e.message}`)),
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause)
+          ? Effect.void
+          : Effect.logError(`tool call ${call.callId} of ${call.session} failed unexpectedly`, cause).pipe(
+            Effect.zipRight(writer.submit(call.session, { type: "abandon_call", callId: call.callId, reason: "the server failed while running it" }, "system")),
+            Effect.ignore
+          )
+      ),
+      Effect.withSpan("ToolRunner.execute", { attributes: { session: call.session, callId: call.callId } })
+    )
+
+  const dispatch = (call: CallWork) => FiberMap.run(calls, workKey(call.session, call.callId), run(call), { onlyIfMissing: true })
+
+  const onBatch = (c: Committed) =>
+    Effect.gen(function* () {
+      for (const e of c.events) {
+        if (e.type === "ToolExecutionCancelled" || e.type === "ToolCallReopened") yield* FiberMap.remove(calls, workKey(e.session, e.callId))
+      }
+      if (c.origin !== "local") return
+      for (const w of c.work) if (w.kind === "call") yield* dispatch(w)
     })
 
-  const onEvent = (e: Envelope) =>
-    Effect.gen(function* () {
-      if (e.type === "ToolCallApproved") {
-        if (writer.takeLocal(e.session, e.seq)) yield* dispatch(e.session, e.callId)
-        return
-      }
-      if (e.type === "ToolExecutionCancelled") {
-        const run = running.get(key(e.session, e.callId))
-        if (run) yield* Fiber.interrupt(run.fiber)
-      }
-    })
-
-  const events = yield* bus.subscribeAll
-  yield* events.pipe(
-    Stream.runForEach(onEvent),
+  const batches = yield* bus.subscribeCommitted(selects)
+  yield* batches.pipe(
+    Stream.runForEach(onBatch),
     Effect.catchAllCause((cause) => Effect.logError("ToolRunner stopped", cause)),
     Effect.forkScoped
   )
 
-  /** Dispatches calls that were approved but not started when the process stopped (they never ran). */
   const resumeApproved = (session: string) =>
     Effect.gen(function* () {
-      const approved = yield* writer.inspect(session, (s) =>
-        [...s.commands.active].filter((id) => s.commands.calls.get(id)?.status === "approved")
-      )
-      for (const callId of approved) yield* dispatch(session, callId)
+      const state = fold(session, yield* store.read(session, 0))
+      for (const callId of state.commands.active) {
+        const c = state.commands.calls.get(callId)
+        if (c?.status === "approved") yield* dispatch({ session, callId, tool: c.tool, args: c.args })
+      }
     })
 
-  return {
-    resumeApproved,
-    /** Stops every call this process runs and records it as cancelled (outcome unknown) with `reason`. */
-    stopAll: (reason: string) =>
-      Effect.suspend(() =>
-        Effect.forEach([...running.values()], (r) =>
-          Fiber.interrupt(r.fiber).pipe(
-            Effect.zipRight(Effect.ignore(writer.submit(r.session, { type: "abandon_call", callId: r.callId, reason }, "system")))
-          )
-        , { discard: true })
-      )
-  }
+  const stopAll = (reason: string) =>
+    stopEvery(calls, (session, callId) => Effect.ignore(writer.submit(session, { type: "abandon_call", callId, reason }, "system")))
+
+  return ToolRunner.of({ resumeApproved, stopAll })
 })
 
-export type ToolRunner = Effect.Effect.Success<typeof make>
+/** The tool-call runner (`"tape/ToolRunner"`): `layer` runs calls in-process; `layerNone` runs none (tools run on workers, or tests that drive reports). */
+export class ToolRunner extends Context.Tag("tape/ToolRunner")<ToolRunner, ToolRunnerShape>() {
+  static readonly layer: Layer.Layer<ToolRunner, never, Bus | SessionWriter | EventStore | ToolCatalogue | Leases> = Layer.scoped(ToolRunner, make)
+  static readonly layerNone: Layer.Layer<ToolRunner> = Layer.succeed(ToolRunner, { resumeApproved: () => Effect.void, stopAll: () => Effect.void })
+}

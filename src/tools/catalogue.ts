@@ -2,17 +2,16 @@
  * The tool catalogue: the four tools of DESIGN.md §7 built from config, their effective approval policies,
  * a pure synchronous `check` for the session writer, `specs` for the prompt, and `run`.
  */
-import { Config, ConfigError, Context, Effect, Either, Layer } from "effect"
+import { Context, Effect, Either, Layer } from "effect"
+import { AppConfig } from "../config/AppConfig.ts"
 import type { JsonObject } from "../domain/Event.ts"
 import { type EvalLimits, makeEvalTool } from "./eval.ts"
 import { type FileLimits, makeListFilesTool, makeReadFileTool } from "./files.ts"
 import { type HttpLimits, makeHttpGetTool } from "./httpGet.ts"
+import { isToolName, type ToolName } from "./policies.ts"
 import { type AnyTool, type ApprovalPolicy, eraseTool, ToolError, type ToolOutput } from "./Tool.ts"
 
-/** The names of the tools, in prompt order. */
-export const toolNames = ["eval", "read_file", "list_files", "http_get"] as const
-/** One of `toolNames`. */
-export type ToolName = (typeof toolNames)[number]
+export { parsePolicies, type ToolName, toolNames } from "./policies.ts"
 
 /** What the catalogue is built from. */
 export interface CatalogueConfig {
@@ -88,39 +87,10 @@ export const makeCatalogue = (config: CatalogueConfig, limits: CatalogueLimits =
   }
 }
 
-const isToolName = (name: string): name is ToolName => (toolNames as ReadonlyArray<string>).includes(name)
-
-/** Parses `eval=auto,http_get=ask` (the TAPE_TOOL_POLICY format). */
-export const parsePolicies = (text: string): Either.Either<Partial<Record<ToolName, ApprovalPolicy>>, string> => {
-  const policies: Partial<Record<ToolName, ApprovalPolicy>> = {}
-  for (const item of text.split(",").map((part) => part.trim()).filter((part) => part.length > 0)) {
-    const [name = "", policy = "", ...rest] = item.split("=").map((part) => part.trim())
-    if (rest.length > 0 || !isToolName(name) || (policy !== "ask" && policy !== "auto"))
-      return Either.left(`bad entry ${JSON.stringify(item)}: expected <tool>=ask|auto with tool one of ${toolNames.join(", ")}`)
-    policies[name] = policy
-  }
-  return Either.right(policies)
-}
-
-/** The catalogue config from TAPE_WORKSPACE (default ./workspace), TAPE_HTTP_ALLOW and TAPE_TOOL_POLICY. */
-export const catalogueConfig: Config.Config<CatalogueConfig> = Config.all({
-  workspace: Config.string("TAPE_WORKSPACE").pipe(Config.withDefault("./workspace")),
-  httpAllow: Config.string("TAPE_HTTP_ALLOW").pipe(
-    Config.withDefault(""),
-    Config.map((text) => text.split(",").map((host) => host.trim()).filter((host) => host.length > 0))
-  ),
-  policies: Config.string("TAPE_TOOL_POLICY").pipe(
-    Config.withDefault(""),
-    Config.mapOrFail((text) =>
-      Either.mapLeft(parsePolicies(text), (error) => ConfigError.InvalidData(["TAPE_TOOL_POLICY"], error))
-    )
-  )
-})
-
 /** The catalogue as a service. */
 export class ToolCatalogue extends Context.Tag("tape/ToolCatalogue")<ToolCatalogue, Catalogue>() {
-  /** Built from the environment (see `catalogueConfig`). */
-  static readonly layer = Layer.effect(ToolCatalogue, Effect.map(catalogueConfig, (config) => makeCatalogue(config)))
+  /** Built from the process configuration (TAPE_WORKSPACE, TAPE_HTTP_ALLOW, TAPE_TOOL_POLICY). */
+  static readonly layer = Layer.effect(ToolCatalogue, Effect.map(AppConfig, (config) => makeCatalogue(config.tools)))
   /** Built from an explicit config (tests, embedding). */
   static readonly layerWith = (config: CatalogueConfig, limits?: CatalogueLimits) =>
     Layer.succeed(ToolCatalogue, makeCatalogue(config, limits))

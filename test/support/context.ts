@@ -51,8 +51,9 @@ export const testContext: DecideContext = { model: MODEL, checkTool }
 
 // ---- the writer's layers over a fresh in-memory store (each `Effect.provide` builds a new, empty one) ----
 
-/** SessionWriter + Bus + EventStore (memory) + WriterContext, all sharing one store. */
-export const writerTestLayer = writerLayer.pipe(
-  Layer.provideMerge(busLayer),
-  Layer.provideMerge(Layer.merge(layerMemory, Layer.succeed(WriterContext, testContext)))
-)
+/** SessionWriter + Bus + EventStore (memory) + WriterContext `ctx`, all sharing one store. */
+export const writerLayerWith = (ctx: DecideContext) =>
+  writerLayer.pipe(Layer.provideMerge(busLayer), Layer.provideMerge(Layer.merge(layerMemory, Layer.succeed(WriterContext, ctx))))
+
+/** SessionWriter + Bus + EventStore (memory) + the tests' WriterContext, all sharing one store. */
+export const writerTestLayer = writerLayerWith(testContext)

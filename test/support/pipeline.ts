@@ -56,10 +56,7 @@ export const makePipeline = (script: Script): Effect.Effect<Pipeline, unknown, S
     )
     const writer = SessionWriter.layer.pipe(Layer.provide(writerContext))
     const services = Layer.provideMerge(writer, Layer.mergeAll(store, model, tools, Leases.layerNone))
-    const context = yield* Layer.build(services)
-
-    yield* LlmRunner.make.pipe(Effect.provide(context))
-    yield* ToolRunner.make.pipe(Effect.provide(context))
+    const context = yield* Layer.build(Layer.provideMerge(Layer.merge(LlmRunner.LlmRunner.layer, ToolRunner.ToolRunner.layer), services))
 
     const w = yield* Effect.provide(SessionWriter.SessionWriter, context)
     const bus = yield* Effect.provide(Bus.Bus, context)

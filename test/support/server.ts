@@ -25,10 +25,10 @@ export const writeScript = (dir: string, script: unknown): string => {
   return path
 }
 
-/** Starts the server and resolves once it printed its URL. */
-export const startServer = async (env: Record<string, string>): Promise<ServerProcess> => {
+/** Starts the server (or another entry point of test/support) and resolves once it printed its URL. */
+export const startServer = async (env: Record<string, string>, entry = "src/main.ts"): Promise<ServerProcess> => {
   const spawned = await spawnUntil(
-    [process.execPath, join(ROOT, "src/main.ts")],
+    [process.execPath, join(ROOT, entry)],
     { ...process.env, PORT: "0", TAPE_STORE: "memory", BAML_LOG: "warn", TAPE_WEB_ROOT: join(ROOT, "web/dist"), ...env },
     /Agent Tape listening on (http:\/\/[^\s]+)/
   )

@@ -125,7 +125,7 @@ export const cancelQueued = (i: number): Step => ({
   },
   by: user
 })
-export const restart: Step = { input: { type: "close_open", reason: "restart", cancelApproved: false, settle: true }, by: "system" }
+export const restart: Step = { input: { type: "close_open", reason: "restart", approved: "keep", settle: true }, by: "system" }
 /** Marks a step as one the writer must refuse (it appends nothing to the recording). */
 export const refused = (step: Step, code: string): Step => ({ ...step, rejected: code })
 
@@ -133,6 +133,7 @@ export const refused = (step: Step, code: string): Step => ({ ...step, rejected:
 export type ItemView =
   | { readonly user: string; readonly queued: boolean }
   | { readonly assistant: string; readonly status: string; readonly note: string | null }
+  | { readonly loopStopped: string }
   | {
       readonly call: string
       readonly tool: string
@@ -169,6 +170,8 @@ export const itemsOf = (ui: UiView): ReadonlyArray<ItemView> =>
           ...(c.decidedBy !== null ? { decidedBy: c.decidedBy } : {})
         }
       }
+      case "loop_stopped":
+        return { loopStopped: item.reason }
       default: {
         const _exhaustive: never = item
         return _exhaustive

@@ -58,6 +58,22 @@ export const resultText = (call: CallState): string => {
   }
 }
 
+/** The newest assistant message of the memory, if the memory ends with one. */
+const lastAssistant = (state: MemoryState): MutableAssistant | undefined => {
+  const m = state.messages[state.messages.length - 1]
+  return m !== undefined && m.role === "assistant" ? state.turns.get(m.turnId) : undefined
+}
+
+/** Takes a turn's reply and its calls out of the memory (a retry replaces it; `decide` allows only the last reply). */
+const dropTurn = (state: MemoryState, turnId: string): void => {
+  const m = state.turns.get(turnId)
+  if (m === undefined) return
+  const i = state.messages.lastIndexOf(m)
+  if (i >= 0) state.messages.splice(i, 1)
+  state.turns.delete(turnId)
+  for (const c of m.toolCalls) state.calls.delete(c.callId)
+}
+
 /** Called after the commands reducer has folded `e`, so `call` reflects it. */
 export const evolveMemory = (state: MemoryState, e: Envelope, call: CallState | undefined): void => {
   switch (e.type) {
@@ -80,6 +96,8 @@ export const evolveMemory = (state: MemoryState, e: Envelope, call: CallState | 
       }
       return
     case "TurnStarted": {
+      // A retry runs from the same memory: the turn it replaces (the last reply, rule of retry_turn) leaves it.
+      if (e.retryOf !== undefined) dropTurn(state, e.retryOf)
       const m: MutableAssistant = { role: "assistant", turnId: e.turnId, text: "", toolCalls: [] }
       state.turns.set(e.turnId, m)
       state.messages.push(m)
@@ -100,6 +118,11 @@ export const evolveMemory = (state: MemoryState, e: Envelope, call: CallState | 
       if (m) m.text += `\n[This reply failed: ${e.error}]`
       return
     }
+    case "LoopStopped": {
+      const m = lastAssistant(state)
+      if (m) m.text += `\n[The runtime stopped the tool loop here: ${e.reason === "turn_limit" ? `${e.turns ?? "too many"} model turns since the user's last message` : "several replies in a row made only invalid tool calls"}. Wait for the user.]`
+      return
+    }
     case "ToolCallRequested":
     case "ToolCallInvalid": {
       const m = state.turns.get(e.turnId)
@@ -111,6 +134,7 @@ export const evolveMemory = (state: MemoryState, e: Envelope, call: CallState | 
       return
     }
     case "ToolCallApproved":
+    case "ToolCallReopened":
     case "ToolCallRejected":
     case "ToolExecutionStarted":
     case "ToolExecutionSucceeded":
@@ -126,6 +150,7 @@ export const evolveMemory = (state: MemoryState, e: Envelope, call: CallState | 
     case "SessionCreated":
     case "TurnCompleted":
     case "InterruptRequested":
+    case "SessionRenamed":
       return
     default: {
       const _exhaustive: never = e

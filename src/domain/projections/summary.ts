@@ -21,6 +21,7 @@ export const summaryView = (s: SessionState): SessionSummary => {
     phase: phaseOf(s),
     pendingApprovals: s.commands.pending.size,
     tokens: { input: c.inputTokens, output: c.outputTokens },
-    ...(c.forkedFrom ? { forkedFrom: c.forkedFrom } : {})
+    ...(c.forkedFrom ? { forkedFrom: c.forkedFrom } : {}),
+    ...(c.importedFrom ? { importedFrom: c.importedFrom } : {})
   }
 }

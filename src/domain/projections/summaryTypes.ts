@@ -28,6 +28,8 @@ export const SessionSummary = Schema.Struct({
   /** Tokens reported by the provider, summed. */
   tokens: Schema.Struct({ input: Schema.Number, output: Schema.Number }),
   /** Where it was forked from, if it was. */
-  forkedFrom: Schema.optional(Schema.Struct({ session: Schema.String, seq: Schema.Number }))
+  forkedFrom: Schema.optional(Schema.Struct({ session: Schema.String, seq: Schema.Number })),
+  /** Where it was imported from (the session id in the file and its length), if it was. */
+  importedFrom: Schema.optional(Schema.Struct({ session: Schema.String, seq: Schema.Number }))
 })
 export type SessionSummary = typeof SessionSummary.Type

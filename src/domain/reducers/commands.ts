@@ -12,6 +12,8 @@ export interface CallState {
   readonly tool: string
   /** The args the model asked for. */
   readonly requestedArgs: JsonObject
+  /** What the model sent for an invalid call (it may not even be an object); null for a valid one. */
+  readonly rawArgs: unknown
   /** The args it runs (or ran) with: the user's edit when there was one. */
   args: JsonObject
   edited: boolean
@@ -64,6 +66,7 @@ export const evolveCommands = (state: CommandsState, e: Envelope): void => {
         turnId: e.turnId,
         tool: e.tool,
         requestedArgs: args,
+        rawArgs: valid ? null : (e.args ?? null),
         args,
         edited: false,
         description: valid ? (e.description ?? null) : null,
@@ -100,6 +103,17 @@ export const evolveCommands = (state: CommandsState, e: Envelope): void => {
       call.decidedBy = e.by
       call.reason = e.reason
       settle(state, call, "rejected")
+      return
+    }
+    case "ToolCallReopened": {
+      const call = state.calls.get(e.callId)
+      if (!call) return
+      call.decidedBy = null
+      call.reason = e.reason
+      call.status = "pending"
+      call.rev++
+      state.active.delete(call.callId)
+      state.pending.add(call.callId)
       return
     }
     case "ToolExecutionStarted": {
@@ -141,6 +155,8 @@ export const evolveCommands = (state: CommandsState, e: Envelope): void => {
     case "TurnInterrupted":
     case "TurnFailed":
     case "InterruptRequested":
+    case "LoopStopped":
+    case "SessionRenamed":
       return
     default: {
       const _exhaustive: never = e

@@ -11,18 +11,35 @@ export interface InterruptsState {
   streaming: string | null
   /** The latest turn, how it ended, and whether an interrupt or a cancellation ended its loop (rule 3). */
   lastTurn: { readonly turnId: string; end: TurnEnd; loopEnded: boolean } | null
+  /** Model turns started since a user message last entered the conversation (the loop's length, rule 3). */
+  turnsSinceUser: number
+  /** Consecutive completed turns whose tool calls were all invalid (kept by `evolve`, which sees the calls). */
+  invalidStreak: number
   /** How many interrupts were requested, and the last one. */
   count: number
   last: { readonly seq: number; readonly by: string; readonly reason: string } | null
 }
 
-export const initialInterrupts = (): InterruptsState => ({ streaming: null, lastTurn: null, count: 0, last: null })
+export const initialInterrupts = (): InterruptsState => ({
+  streaming: null,
+  lastTurn: null,
+  turnsSinceUser: 0,
+  invalidStreak: 0,
+  count: 0,
+  last: null
+})
 
 export const evolveInterrupts = (state: InterruptsState, e: Envelope): void => {
   switch (e.type) {
     case "TurnStarted":
       state.streaming = e.turnId
       state.lastTurn = { turnId: e.turnId, end: "streaming", loopEnded: false }
+      state.turnsSinceUser++
+      return
+    case "UserMessageAdded":
+    case "QueuedMessagesFlushed":
+      state.turnsSinceUser = 0
+      state.invalidStreak = 0
       return
     case "TurnCompleted":
     case "TurnInterrupted":
@@ -38,13 +55,14 @@ export const evolveInterrupts = (state: InterruptsState, e: Envelope): void => {
       if (state.lastTurn) state.lastTurn.loopEnded = true
       return
     case "ToolExecutionCancelled":
+    case "LoopStopped":
       if (state.lastTurn) state.lastTurn.loopEnded = true
       return
     case "SessionCreated":
-    case "UserMessageAdded":
     case "UserMessageQueued":
-    case "QueuedMessagesFlushed":
     case "QueuedMessageCancelled":
+    case "ToolCallReopened":
+    case "SessionRenamed":
     case "AssistantDelta":
     case "ToolCallRequested":
     case "ToolCallInvalid":

@@ -26,6 +26,10 @@ export interface AssistantItem {
   status: AssistantStatus
   /** Why it stopped, for interrupted and failed turns. */
   note: string | null
+  /** The turn this one runs again, if it is a retry. */
+  readonly retryOf: string | null
+  /** The turn that ran this one again (it left the model's memory), if any. */
+  retriedBy: string | null
   /** Bumped on every change, so views keyed by item can see in-place updates. */
   rev: number
 }
@@ -37,7 +41,15 @@ export interface ToolCallItem {
   readonly turnId: string
 }
 
-export type ConversationItem = UserItem | AssistantItem | ToolCallItem
+/** The runtime stopped the model/tool loop by itself (LoopStopped). */
+export interface LoopStoppedItem {
+  readonly kind: "loop_stopped"
+  readonly reason: "turn_limit" | "invalid_calls"
+  readonly turns: number | null
+  readonly seq: number
+}
+
+export type ConversationItem = UserItem | AssistantItem | ToolCallItem | LoopStoppedItem
 
 export interface QueuedMessage {
   readonly messageId: string
@@ -85,9 +97,31 @@ export const evolveMessages = (state: MessagesState, e: Envelope): void => {
     case "QueuedMessageCancelled":
       state.queue = state.queue.filter((q) => q.messageId !== e.messageId)
       return
-    case "TurnStarted":
+    case "TurnStarted": {
+      if (e.retryOf !== undefined) {
+        const old = assistant(state, e.retryOf)
+        if (old) {
+          old.retriedBy = e.turnId
+          old.rev++
+        }
+      }
       state.turnIndex.set(e.turnId, state.items.length)
-      state.items.push({ kind: "assistant", turnId: e.turnId, model: e.model, seq: e.seq, text: "", status: "streaming", note: null, rev: 0 })
+      state.items.push({
+        kind: "assistant",
+        turnId: e.turnId,
+        model: e.model,
+        seq: e.seq,
+        text: "",
+        status: "streaming",
+        note: null,
+        retryOf: e.retryOf ?? null,
+        retriedBy: null,
+        rev: 0
+      })
+      return
+    }
+    case "LoopStopped":
+      state.items.push({ kind: "loop_stopped", reason: e.reason, turns: e.turns ?? null, seq: e.seq })
       return
     case "AssistantDelta": {
       const a = assistant(state, e.turnId)
@@ -120,6 +154,8 @@ export const evolveMessages = (state: MessagesState, e: Envelope): void => {
     case "ToolExecutionFailed":
     case "ToolExecutionCancelled":
     case "InterruptRequested":
+    case "ToolCallReopened":
+    case "SessionRenamed":
       return
     default: {
       const _exhaustive: never = e

@@ -3,7 +3,7 @@
  * so each item is copied only when its rev changed: unchanged items keep their identity and are not re-rendered.
  */
 import type { CallState } from "../../../src/domain/reducers/commands.ts"
-import type { AssistantItem, QueuedMessage, UserItem } from "../../../src/domain/reducers/messages.ts"
+import type { AssistantItem, LoopStoppedItem, QueuedMessage, UserItem } from "../../../src/domain/reducers/messages.ts"
 import type { SessionState } from "../../../src/domain/state.ts"
 import { type AllowedActions, type Phase, uiView } from "../../../src/domain/projections/ui.ts"
 
@@ -13,6 +13,7 @@ export type ChatEntry =
   | (Readonly<UserItem> & { readonly key: string })
   | (Readonly<AssistantItem> & { readonly key: string })
   | { readonly kind: "tool_call"; readonly key: string; readonly call: CallSnapshot }
+  | (Readonly<LoopStoppedItem> & { readonly key: string })
 
 export interface ChatView {
   readonly session: string
@@ -43,47 +44,34 @@ export class ChatBuilder {
     return snap
   }
 
+  /** The entry under `key`, made again only when its item's rev changed (so unchanged items keep their identity). */
+  private entry(key: string, rev: number, make: (key: string) => ChatEntry): ChatEntry {
+    const hit = this.entries.get(key)
+    if (hit && hit.rev === rev) return hit.entry
+    const entry = make(key)
+    this.entries.set(key, { rev, entry })
+    return entry
+  }
+
   build(state: SessionState): ChatView {
     const ui = uiView(state)
     const entries: Array<ChatEntry> = []
     for (const item of ui.items) {
       switch (item.kind) {
-        case "user": {
-          const key = `u:${item.messageId}`
-          const hit = this.entries.get(key)
-          if (hit) entries.push(hit.entry)
-          else {
-            const entry: ChatEntry = { ...item, key }
-            this.entries.set(key, { rev: 0, entry })
-            entries.push(entry)
-          }
+        case "user":
+          entries.push(this.entry(`u:${item.messageId}`, 0, (key) => ({ ...item, key })))
           break
-        }
-        case "assistant": {
-          const key = `a:${item.turnId}`
-          const hit = this.entries.get(key)
-          if (hit && hit.rev === item.rev) entries.push(hit.entry)
-          else {
-            const entry: ChatEntry = { ...item, key }
-            this.entries.set(key, { rev: item.rev, entry })
-            entries.push(entry)
-          }
+        case "assistant":
+          entries.push(this.entry(`a:${item.turnId}`, item.rev, (key) => ({ ...item, key })))
           break
-        }
         case "tool_call": {
           const c = ui.calls.get(item.callId)
-          if (!c) break
-          const key = `c:${item.callId}`
-          const call = this.call(c)
-          const hit = this.entries.get(key)
-          if (hit && hit.entry.kind === "tool_call" && hit.entry.call === call) entries.push(hit.entry)
-          else {
-            const entry: ChatEntry = { kind: "tool_call", key, call }
-            this.entries.set(key, { rev: c.rev, entry })
-            entries.push(entry)
-          }
+          if (c) entries.push(this.entry(`c:${item.callId}`, c.rev, (key) => ({ kind: "tool_call", key, call: this.call(c) })))
           break
         }
+        case "loop_stopped":
+          entries.push(this.entry(`l:${item.seq}`, 0, (key) => ({ ...item, key })))
+          break
         default: {
           const _exhaustive: never = item
           return _exhaustive

@@ -9,7 +9,13 @@ const clip = (s: string, n = 80): string => {
 export const describeEvent = (e: Envelope): string => {
   switch (e.type) {
     case "SessionCreated":
-      return e.forkedFrom ? `forked from ${e.forkedFrom.session} @${e.forkedFrom.seq}` : e.title ? `“${clip(e.title, 60)}”` : "new session"
+      return e.forkedFrom
+        ? `forked from ${e.forkedFrom.session} @${e.forkedFrom.seq}`
+        : e.importedFrom
+          ? `imported (${e.importedFrom.seq} events)`
+          : e.title
+            ? `“${clip(e.title, 60)}”`
+            : "new session"
     case "UserMessageAdded":
     case "UserMessageQueued":
       return `“${clip(e.text)}”`
@@ -18,7 +24,7 @@ export const describeEvent = (e: Envelope): string => {
     case "QueuedMessageCancelled":
       return `cancelled ${e.messageId}`
     case "TurnStarted":
-      return `${e.turnId} · ${e.model}`
+      return `${e.turnId} · ${e.model}${e.retryOf ? ` · retry of ${e.retryOf}` : ""}`
     case "AssistantDelta":
       return JSON.stringify(clip(e.text, 60))
     case "ToolCallRequested":
@@ -45,6 +51,12 @@ export const describeEvent = (e: Envelope): string => {
       return `${e.callId} (${e.outcome}): ${clip(e.reason, 50)}`
     case "InterruptRequested":
       return clip(e.reason, 60)
+    case "ToolCallReopened":
+      return `${e.callId}: ${clip(e.reason, 60)}`
+    case "LoopStopped":
+      return e.reason === "turn_limit" ? `turn limit (${e.turns ?? "?"} turns)` : "repeated invalid tool calls"
+    case "SessionRenamed":
+      return `“${clip(e.title, 60)}”`
     default: {
       const _exhaustive: never = e
       return _exhaustive
