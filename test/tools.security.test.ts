@@ -4,8 +4,11 @@
  * special addresses, redirects, DNS answers, https), and `read_file` / `list_files` cannot be raced out of the workspace.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Either } from "effect"
+import { makeListFilesTool, makeReadFileTool } from "../src/tools/files.ts"
 import { makeHttpGetTool, type Resolver } from "../src/tools/httpGet.ts"
 import type { ToolOutput } from "../src/tools/Tool.ts"
 import { ROOT, spawnUntil } from "./support/process.ts"
@@ -172,6 +175,71 @@ describe("http_get refuses names that lead to the machine's own services", () =>
       expect(wrong.error).toContain("ERR_TLS_CERT_ALTNAME_INVALID")
     } finally {
       server.stop(true)
+    }
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Finding 9: read_file / list_files against a folder that flips between a real folder and a symlink out
+
+/** A small seeded generator (mulberry32): which tool each iteration calls is reproducible from the seed. */
+const seeded = (seed: number) => {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+describe("read_file and list_files read only what they checked", () => {
+  test("a folder flipping to a symlink outside never yields what is outside (bounded, seeded)", async () => {
+    const base = mkdtempSync(join(tmpdir(), "tape-flip-"))
+    try {
+      const workspace = join(base, "workspace")
+      const outside = join(base, "outside")
+      mkdirSync(join(workspace, "flip"), { recursive: true })
+      mkdirSync(outside)
+      writeFileSync(join(workspace, "flip", "passwd"), "the workspace copy\n")
+      writeFileSync(join(outside, "passwd"), "root:SECRET:0:0\n")
+      writeFileSync(join(outside, "only-outside.txt"), "x")
+      const read = makeReadFileTool(workspace)
+      const list = makeListFilesTool(workspace)
+      const flipper = await spawnUntil([process.execPath, join(ROOT, "test/support/flipper.ts"), join(workspace, "flip"), outside], process.env, /flipping/)
+      const seed = Number(process.env.FLIP_SEED ?? 9)
+      const iterations = Number(process.env.FLIP_ITERATIONS ?? 3000)
+      console.log(`flip race seed ${seed}, ${iterations} iterations (FLIP_SEED / FLIP_ITERATIONS to change)`)
+      const random = seeded(seed)
+      const leaks: Array<string> = []
+      const outcomes = { read: 0, listed: 0, refused: 0, caughtAfterOpen: 0 }
+      try {
+        for (let i = 0; i < iterations && leaks.length === 0; i++) {
+          const result =
+            random() < 0.5
+              ? await Effect.runPromise(read.run({ path: "flip/passwd" }).pipe(Effect.either))
+              : await Effect.runPromise(list.run({ path: "flip" }).pipe(Effect.either))
+          if (Either.isLeft(result)) {
+            outcomes.refused += 1
+            if (result.left.message.includes("changed while it was opened")) outcomes.caughtAfterOpen += 1
+            continue
+          }
+          const { output } = result.right
+          if (output.includes("SECRET") || output.includes("only-outside")) leaks.push(`iteration ${i}: ${output}`)
+          if (output.includes("workspace copy")) outcomes.read += 1
+          if (output === "passwd") outcomes.listed += 1
+        }
+      } finally {
+        await flipper.stop("SIGKILL")
+      }
+      console.log(`outcomes: ${JSON.stringify(outcomes)}`)
+      expect(leaks).toEqual([])
+      // The race was run, not skipped: the flipper flipped, and calls both succeeded and were refused.
+      expect(outcomes.read + outcomes.listed).toBeGreaterThan(0)
+      expect(outcomes.refused).toBeGreaterThan(0)
+    } finally {
+      rmSync(base, { recursive: true, force: true })
     }
   })
 })
