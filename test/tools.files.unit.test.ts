@@ -94,6 +94,15 @@ describe("read_file", () => {
     expect(refused(await read("missing.txt"))).toContain("no such file or folder: missing.txt")
   })
 
+  test("a FIFO is refused without hanging the open", async () => {
+    const own = join(base, "with-fifo")
+    mkdirSync(own)
+    const made = Bun.spawnSync(["mkfifo", join(own, "pipe")])
+    if (made.exitCode !== 0) return console.log("mkfifo is not available: FIFO case skipped")
+    const result = await Effect.runPromise(makeReadFileTool(own).run({ path: "pipe" }).pipe(Effect.mapError((error) => error.message), Effect.either))
+    expect(refused(result)).toContain("not a regular file")
+  })
+
   test("a missing workspace folder is reported as such", async () => {
     const result = await Effect.runPromise(
       makeReadFileTool(join(base, "nope")).run({ path: "a.txt" }).pipe(Effect.mapError((error) => error.message), Effect.either)

@@ -1,7 +1,7 @@
 // http_get against a local Bun.serve on 127.0.0.1: the allow-list, redirects, the size cap, timeout and abort.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { Effect, Either, Exit, Fiber, TestClock, TestContext } from "effect"
-import { checkUrl, makeHttpGetTool } from "../src/tools/httpGet.ts"
+import { checkAddresses, checkUrl, makeHttpGetTool, specialRange } from "../src/tools/httpGet.ts"
 import type { ToolOutput } from "../src/tools/Tool.ts"
 
 type Server = ReturnType<typeof Bun.serve>
@@ -137,5 +137,31 @@ describe("http_get", () => {
     const exit = await Effect.runPromise(program)
     expect(Exit.isInterrupted(exit)).toBe(true)
     await hang.aborted.promise
+  })
+})
+
+describe("addresses", () => {
+  test("public addresses, in every form, are not special", () => {
+    for (const address of ["8.8.8.8", "93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1", "172.32.0.1", "100.128.0.1"])
+      expect(`${address}: ${specialRange(address)}`).toBe(`${address}: undefined`)
+  })
+
+  test("range edges", () => {
+    expect(specialRange("172.15.255.255")).toBeUndefined()
+    expect(specialRange("172.31.255.255")).toBe("private")
+    expect(specialRange("100.127.255.255")).toBe("shared (CGNAT)")
+    expect(specialRange("fbff::1")).toBeUndefined()
+    expect(specialRange("fc00::1")).toBe("private")
+    expect(specialRange("not-an-address")).toBe("not an IP address")
+  })
+
+  test("an allow-listed address is an exception only for its own port (any port without one); IPv6 in brackets", () => {
+    const url = (s: string) => new URL(s)
+    expect(checkAddresses(url("http://a.test:8080/"), ["::1"], ["[::1]:8080"])).toEqual(["::1"])
+    expect(checkAddresses(url("http://a.test:8081/"), ["::1"], ["[::1]:8080"])).toContain("loopback")
+    expect(checkAddresses(url("http://a.test:9/"), ["127.0.0.1"], ["127.0.0.1"])).toEqual(["127.0.0.1"])
+    expect(checkAddresses(url("http://a.test/"), ["127.0.0.1"], ["127.0.0.1:80"])).toEqual(["127.0.0.1"])
+    expect(checkAddresses(url("https://a.test/"), ["127.0.0.1"], ["127.0.0.1:80"])).toContain("TAPE_HTTP_ALLOW=127.0.0.1:443")
+    expect(checkAddresses(url("http://a.test/"), [], ["a.test"])).toContain("resolves to no address")
   })
 })

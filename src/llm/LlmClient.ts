@@ -15,6 +15,7 @@ import { type Env, type Provider, providerKind, type ProviderKind, selectProvide
 import { makeReplyScanner } from "./replyScanner.ts"
 import type { TokenUsage } from "./sse.ts"
 import { dialectOf, prepareRequest, RETRY_POLICIES, retryableStatus, streamChat, StreamRequestError } from "./streamRequest.ts"
+import { neutralise } from "./untrusted.ts"
 
 /** One entry of the tool catalogue shown to the model. */
 export interface ToolDoc {
@@ -68,17 +69,29 @@ export interface LlmClientService {
 // ---------------------------------------------------------------------------------------------
 // Pure conversions (exported for unit tests)
 
-/** The memory projection as the BAML `Chat` function's messages. */
+/**
+ * The memory projection as the BAML `Chat` function's messages. Every string in it came from outside (users,
+ * tools, files, HTTP bodies, imported tapes, the model's own echo of them), so each passes `neutralise` here.
+ */
 export const toChatMessages = (memory: LlmMemory): Array<baml.ChatMessage> =>
   memory.messages.map((m) =>
     m.role === "user"
-      ? { role: "user", text: m.text, toolCalls: [] }
+      ? { role: "user", text: neutralise(m.text), toolCalls: [] }
       : {
           role: "assistant",
-          text: m.text,
-          toolCalls: m.toolCalls.map((c) => ({ callId: c.callId, tool: c.tool, argsJson: JSON.stringify(c.args), result: c.result }))
+          text: neutralise(m.text),
+          toolCalls: m.toolCalls.map((c) => ({
+            callId: neutralise(c.callId, "attribute"),
+            tool: neutralise(c.tool, "attribute"),
+            argsJson: neutralise(JSON.stringify(c.args)),
+            result: neutralise(c.result)
+          }))
         }
   )
+
+/** The tool catalogue as the BAML `Chat` function's tools: names and docs come from configs and MCP servers too. */
+export const toToolSpecs = (tools: ReadonlyArray<ToolDoc>): Array<baml.ToolSpec> =>
+  tools.map((t) => ({ name: neutralise(t.name, "line"), description: neutralise(t.description, "line"), argsDoc: neutralise(t.argsDoc, "line") }))
 
 type BamlToolCall = baml.Reply["toolCalls"][number]
 type ToolCallChunk = Extract<LlmChunk, { type: "tool_call" }>
@@ -249,7 +262,7 @@ export const makeLlmClient = (provider: Provider): LlmClientService => {
               try {
                 const registry = local ? provider.registryWith({ [TURN_HEADER]: input.turnId }) : provider.registry
                 const messages = toChatMessages(input.memory)
-                const tools = input.tools.map((t) => ({ name: t.name, description: t.description, argsDoc: t.argsDoc }))
+                const tools = toToolSpecs(input.tools)
                 if (dialect !== undefined) {
                   // BAML renders the prompt and the provider's body; sending and reading it here sees every
                   // SSE chunk as it lands (BAML's stream batches them) and the usage chunk.

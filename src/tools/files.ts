@@ -1,12 +1,14 @@
 /**
  * The `read_file` and `list_files` tools: read-only access to one workspace folder.
- * Paths are relative; `..`, absolute paths and symlinks resolving outside the folder are refused.
+ * Paths are relative; `..`, absolute paths and symlinks resolving outside the folder are refused. A path is checked,
+ * opened, and then what was opened is checked again, so a symlink swapped in between cannot lead the read outside.
  */
-import { open, readdir, realpath, stat } from "node:fs/promises"
+import type { Stats } from "node:fs"
+import { constants } from "node:fs"
+import { type FileHandle, open, readdir, readlink, realpath, stat } from "node:fs/promises"
 import { isAbsolute, relative, resolve, sep } from "node:path"
 import { Effect, Schema } from "effect"
 import { type Tool, ToolError } from "./Tool.ts"
-
 /** Limits of the file tools. */
 export interface FileLimits {
   /** Bytes of a file returned; a longer file is cut and marked `truncated`. */
@@ -42,15 +44,17 @@ export const makeReadFileTool = (
     args: ReadFileArgs,
     policy: "auto",
     run: Effect.fn("Tool.read_file")(function* ({ path }) {
-      const target = yield* resolveInside(workspace, path)
-      const info = yield* attempt(`cannot read ${path}`, () => stat(target))
-      if (info.isDirectory()) return yield* new ToolError({ message: `${path} is a folder; use list_files to see inside it` })
-      if (!info.isFile()) return yield* new ToolError({ message: `${path} is not a regular file` })
-      const bytes = yield* attempt(`cannot read ${path}`, () => readHead(target, maxReadBytes + 1))
-      if (bytes.includes(0)) return { output: `(binary file, ${info.size} bytes, not shown)`, truncated: false }
-      const truncated = bytes.length > maxReadBytes
-      const output = new TextDecoder().decode(truncated ? bytes.subarray(0, maxReadBytes) : bytes)
-      return { output, truncated }
+      return yield* withOpened(workspace, path, "file", ({ handle, info }) =>
+        Effect.gen(function* () {
+          if (info.isDirectory()) return yield* new ToolError({ message: `${path} is a folder; use list_files to see inside it` })
+          if (!info.isFile()) return yield* new ToolError({ message: `${path} is not a regular file` })
+          const bytes = yield* attempt(`cannot read ${path}`, () => readHead(handle, maxReadBytes + 1))
+          if (bytes.includes(0)) return { output: `(binary file, ${info.size} bytes, not shown)`, truncated: false }
+          const truncated = bytes.length > maxReadBytes
+          const output = new TextDecoder().decode(truncated ? bytes.subarray(0, maxReadBytes) : bytes)
+          return { output, truncated }
+        })
+      )
     })
   }
 }
@@ -67,8 +71,9 @@ export const makeListFilesTool = (
     args: ListFilesArgs,
     policy: "auto",
     run: Effect.fn("Tool.list_files")(function* ({ path = "." }) {
-      const target = yield* resolveInside(workspace, path)
-      const entries = yield* attempt(`cannot list ${path}`, () => readdir(target, { withFileTypes: true }))
+      const entries = yield* withOpened(workspace, path, "folder", ({ at }) =>
+        attempt(`cannot list ${path}`, () => readdir(at, { withFileTypes: true }))
+      )
       const names = entries
         .map((entry) => (entry.isDirectory() ? `${entry.name}/` : entry.isSymbolicLink() ? `${entry.name}@` : entry.name))
         .sort()
@@ -79,10 +84,11 @@ export const makeListFilesTool = (
 }
 
 /**
- * The real path of `path` inside `workspace`, or a ToolError naming the rule broken.
- * A check on the real path is what defeats symlinks; checking the string alone would not.
+ * The real paths of the workspace folder and of `path` inside it, or a ToolError naming the rule broken.
+ * A check on the real path is what defeats symlinks; checking the string alone would not. It says what the path
+ * named when it was checked: open it, then check the descriptor (`withOpened`).
  */
-export const resolveInside = (workspace: string, path: string): Effect.Effect<string, ToolError> =>
+export const resolveInside = (workspace: string, path: string): Effect.Effect<{ readonly root: string; readonly real: string }, ToolError> =>
   Effect.gen(function* () {
     if (path.includes("\0")) return yield* new ToolError({ message: "refused: the path contains a NUL character" })
     if (isAbsolute(path) || /^[A-Za-z]:[\\/]/.test(path))
@@ -91,11 +97,63 @@ export const resolveInside = (workspace: string, path: string): Effect.Effect<st
       return yield* new ToolError({ message: `refused: ${path} contains "..", which may leave the workspace folder` })
     const root = yield* attempt("the workspace folder does not exist (see TAPE_WORKSPACE)", () => realpath(resolve(workspace)))
     const real = yield* attempt(`no such file or folder: ${path}`, () => realpath(resolve(root, path)))
-    const inside = relative(root, real)
-    if (inside !== "" && (inside === ".." || inside.startsWith(`..${sep}`) || isAbsolute(inside)))
+    if (!isInside(root, real))
       return yield* new ToolError({ message: `refused: ${path} resolves (through a symlink) outside the workspace folder` })
-    return real
+    return { root, real }
   })
+
+const isInside = (root: string, real: string): boolean => {
+  const inside = relative(root, real)
+  return inside === "" || !(inside === ".." || inside.startsWith(`..${sep}`) || isAbsolute(inside))
+}
+
+/** A file or folder opened for a tool, after the check of what was opened. */
+interface Opened {
+  readonly handle: FileHandle
+  /** fstat of the descriptor: what was opened, not what the path names now. */
+  readonly info: Stats
+  /** A path to the opened object itself (`/proc/self/fd/N` on Linux, which no rename or symlink can redirect). */
+  readonly at: string
+}
+
+// Non-blocking, so a FIFO cannot hang the open; no controlling terminal; no symlink as the last component.
+const OPEN_FLAGS = {
+  file: constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | constants.O_NOFOLLOW,
+  folder: constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW
+} as const
+
+/**
+ * Checks `path`, opens its real path, then checks what the descriptor is: on Linux its own path
+ * (`/proc/self/fd/N`) must be inside the workspace, and the read goes through the descriptor, so a component swapped
+ * for a symlink between the check and the open is caught. Without /proc (macOS, BSD) its device and inode must be
+ * those of the checked real path: that narrows the window (a second swap can still pass it) but does not close it.
+ */
+const withOpened = <A>(
+  workspace: string,
+  path: string,
+  kind: keyof typeof OPEN_FLAGS,
+  use: (opened: Opened) => Effect.Effect<A, ToolError>
+): Effect.Effect<A, ToolError> =>
+  Effect.flatMap(resolveInside(workspace, path), ({ root, real }) =>
+    Effect.acquireUseRelease(
+      attempt(kind === "file" ? `cannot read ${path}` : `cannot list ${path}`, () => open(real, OPEN_FLAGS[kind])),
+      (handle) =>
+        Effect.gen(function* () {
+          const info = yield* attempt(`cannot read ${path}`, () => handle.stat())
+          const self = `/proc/self/fd/${handle.fd}`
+          const opened = yield* Effect.promise(() => readlink(self).catch(() => undefined))
+          const moved = new ToolError({ message: `refused: ${path} changed while it was opened and now leads outside the workspace folder` })
+          if (opened !== undefined) {
+            if (!isInside(root, opened)) return yield* moved
+            return yield* use({ handle, info, at: self })
+          }
+          const expected = yield* attempt(`cannot read ${path}`, () => stat(real))
+          if (expected.dev !== info.dev || expected.ino !== info.ino) return yield* moved
+          return yield* use({ handle, info, at: real })
+        }),
+      (handle) => Effect.promise(() => handle.close().catch(() => undefined))
+    )
+  )
 
 const attempt = <A>(message: string, f: () => Promise<A>): Effect.Effect<A, ToolError> =>
   Effect.tryPromise({
@@ -106,18 +164,13 @@ const attempt = <A>(message: string, f: () => Promise<A>): Effect.Effect<A, Tool
     }
   })
 
-const readHead = async (path: string, bytes: number): Promise<Uint8Array> => {
-  const handle = await open(path, "r")
-  try {
-    const buffer = new Uint8Array(bytes)
-    let filled = 0
-    while (filled < bytes) {
-      const { bytesRead } = await handle.read(buffer, filled, bytes - filled, null)
-      if (bytesRead === 0) break
-      filled += bytesRead
-    }
-    return buffer.subarray(0, filled)
-  } finally {
-    await handle.close()
+const readHead = async (handle: FileHandle, bytes: number): Promise<Uint8Array> => {
+  const buffer = new Uint8Array(bytes)
+  let filled = 0
+  while (filled < bytes) {
+    const { bytesRead } = await handle.read(buffer, filled, bytes - filled, null)
+    if (bytesRead === 0) break
+    filled += bytesRead
   }
+  return buffer.subarray(0, filled)
 }
