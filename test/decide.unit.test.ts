@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test"
 import { Either } from "effect"
 import { decide, openCalls } from "../src/domain/decide.ts"
+import { phaseOf, uiView } from "../src/domain/projections/ui.ts"
 import { initialState } from "../src/domain/state.ts"
 import { testContext } from "./support/context.ts"
 import { foldGiven, type Given, given } from "./support/given.ts"
@@ -586,5 +587,18 @@ describe("retry_turn and rename (issue 13)", () => {
     const { state } = given(idle).when({ type: "rename", title: "  My   chat " }).then([{ type: "SessionRenamed", title: "My chat", by: alice }])
     expect(state.counters.title).toBe("My chat")
     given(idle).when({ type: "rename", title: "   " }).then({ rejected: "empty_title" })
+  })
+})
+
+describe("phase priority (UI view and summary)", () => {
+  test("a call awaiting approval while another runs: phase executing, the pending one still offered for approval", () => {
+    const s = foldGiven(twoCalls)
+    const ui = uiView(s)
+    expect(ui.phase).toBe("executing")
+    expect(ui.pendingApprovals.map((c) => c.callId)).toEqual(["call-5"])
+    expect(ui.actions).toMatchObject({ canApprove: true, canReject: true, canInterrupt: true })
+    expect(phaseOf(foldGiven(streaming))).toBe("streaming")
+    expect(phaseOf(foldGiven(pending))).toBe("awaiting_approval")
+    expect(phaseOf(foldGiven(idle))).toBe("idle")
   })
 })

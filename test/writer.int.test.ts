@@ -1,7 +1,7 @@
 // SessionWriter on the memory store: rejections append nothing, concurrency keeps the tape gapless, one tick is one
 // append, adopt closes what was open without calling the model, and a writer picks up tapes already in the store.
 import { describe, expect, test } from "bun:test"
-import { Clock, Deferred, Effect, Either, Layer, Logger, Option, Queue, type Scope, Stream } from "effect"
+import { Clock, Context, Deferred, Effect, Either, Layer, Logger, Option, Queue, type Scope, Stream } from "effect"
 import type { Envelope } from "../src/domain/Event.ts"
 import { summaryView } from "../src/domain/projections/summary.ts"
 import { fold } from "../src/domain/state.ts"
@@ -10,6 +10,8 @@ import { layer as writerLayer, SessionWriter, WriterContext } from "../src/sessi
 import { EventStore, type EventStoreShape, StoreError } from "../src/store/EventStore.ts"
 import { makeMemory } from "../src/store/memory.ts"
 import { testContext, writerTestLayer } from "./support/context.ts"
+import { layerPg } from "../src/store/pg.ts"
+import { databaseUrl, freshSchema } from "./support/pg.ts"
 import { loadTape } from "./support/tapes.ts"
 
 const alice = "user:alice"
@@ -559,5 +561,72 @@ describe("SessionWriter", () => {
     expect(out.afterFailure).toBe(1)
     expect(out.seenDuringAppend).toBe(1)
     expect(out.seen).toEqual([1, 2, 3])
+  })
+})
+
+/** Two stores of one database: one memory store shared, or two PostgreSQL pools on one fresh schema (two processes). */
+const sharedStores: ReadonlyArray<{ readonly name: string; readonly pair: Effect.Effect<readonly [Layer.Layer<EventStore, unknown>, Layer.Layer<EventStore, unknown>], never, Scope.Scope> }> = [
+  { name: "memory", pair: Effect.map(makeMemory, (m) => [Layer.succeed(EventStore, m), Layer.succeed(EventStore, m)] as const) },
+  ...(databaseUrl === undefined
+    ? []
+    : [{
+        name: "postgres",
+        pair: Effect.map(
+          Effect.acquireRelease(Effect.promise(() => freshSchema(databaseUrl!)), (schema) => Effect.promise(() => schema.drop())),
+          (schema) => [layerPg({ url: schema.url, maxConnections: 2 }), layerPg({ url: schema.url, maxConnections: 2 })] as const
+        )
+      }])
+]
+if (databaseUrl === undefined) console.log("two writers on PostgreSQL SKIPPED: DATABASE_URL is not set (set it to a PostgreSQL database to run them)")
+
+for (const { name, pair } of sharedStores) describe(`two writers of one session (two processes on one ${name} store)`, () => {
+  const twoWriters = <A, E>(program: (a: SessionWriter["Type"], b: SessionWriter["Type"], store: EventStoreShape) => Effect.Effect<A, E>) =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const [one, two] = yield* pair
+          const writerOver = (store: Layer.Layer<EventStore, unknown>) =>
+            Layer.build(writerLayer.pipe(Layer.provideMerge(busLayer), Layer.provideMerge(Layer.merge(store, Layer.succeed(WriterContext, testContext)))))
+          const first = yield* writerOver(one)
+          const a = Context.get(first, SessionWriter)
+          const b = Context.get(yield* writerOver(two), SessionWriter)
+          return yield* program(a, b, Context.get(first, EventStore))
+        })
+      ).pipe(Effect.orDie)
+    )
+
+  test("a writer that lost the race reloads the tape before deciding again: a stale interrupt is refused", async () => {
+    const out = await twoWriters((a, b, store) =>
+      Effect.gen(function* () {
+        const session = yield* a.create()
+        yield* a.submit(session, { type: "send_message", text: "hi" }, alice)
+        // B loads the session while the turn streams …
+        const streamingInB = yield* b.inspect(session, (s) => s.interrupts.streaming)
+        // … then A ends the turn; B's state in memory still says streaming.
+        yield* a.submit(session, { type: "model_completed", turnId: "turn-3" }, "model")
+        const stale = yield* Effect.either(b.submit(session, { type: "interrupt" }, alice))
+        const sent = yield* b.submit(session, { type: "send_message", text: "again" }, alice)
+        return { streamingInB, stale: codeOf(stale), sent: sent.events.map((e) => e.type), tape: yield* store.read(session, 0) }
+      })
+    )
+    expect(out.streamingInB).toBe("turn-3")
+    expect(out.stale).toBe("nothing_to_interrupt")
+    expect(out.sent).toEqual(["UserMessageAdded", "TurnStarted"])
+    expect(gapless(out.tape)).toBe(true)
+  })
+
+  test("concurrent commands from both writers: every message once, gapless", async () => {
+    const out = await twoWriters((a, b, store) =>
+      Effect.gen(function* () {
+        const session = yield* a.create()
+        yield* b.inspect(session, (s) => s.head)
+        const sends = Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).submit(session, { type: "send_message", text: `m${i}` }, alice))
+        yield* Effect.all(sends, { concurrency: "unbounded" })
+        return yield* store.read(session, 0)
+      })
+    )
+    expect(gapless(out)).toBe(true)
+    const texts = out.flatMap((e) => (e.type === "UserMessageAdded" || e.type === "UserMessageQueued" ? [e.text] : []))
+    expect(texts.sort()).toEqual(Array.from({ length: 40 }, (_, i) => `m${i}`).sort())
   })
 })

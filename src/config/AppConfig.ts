@@ -51,7 +51,7 @@ const withText = <A>(name: string, fallback: A, parse: (s: string) => Either.Eit
     Config.mapOrFail((o) =>
       Option.match(o, {
         onNone: () => Either.right(fallback),
-        onSome: (s) => Either.mapLeft(parse(s), (why) => ConfigError.InvalidData([name], `${name}: ${why}`))
+        onSome: (s) => Either.mapLeft(parse(s), (why) => ConfigError.InvalidData([name], why))
       })
     )
   )
