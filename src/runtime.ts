@@ -50,8 +50,8 @@ export const core = () => {
 }
 
 /** Leases and the cluster's own PostgreSQL pool when the store is shared; nothing to coordinate alone. */
-const coordination = (url: Redacted.Redacted) =>
-  Layer.provideMerge(Leases.layerPg(Leases.newOwner()), layerClient(Redacted.value(url)))
+const coordination = (url: Redacted.Redacted, leaseMs: number) =>
+  Layer.provideMerge(Leases.layerPg(Leases.newOwner(), leaseMs), layerClient(Redacted.value(url)))
 
 /** Closes what was running when this (only) process stopped (rule 6), then runs the approved calls that never ran. */
 const recover = Effect.gen(function* () {
@@ -123,7 +123,7 @@ export const serverLayer = (app: AppConfigShape, options: ProcessOptions = {}) =
       return Layer.provide(Server(app), Layer.provideMerge(Layer.mergeAll(Layer.effectDiscard(recover), Evictor, Shutdown), withRunners))
     },
     onSome: (url) => {
-      const withRunners = Layer.provideMerge(runners(app), Layer.provideMerge(coordination(url), base))
+      const withRunners = Layer.provideMerge(runners(app), Layer.provideMerge(coordination(url, app.store.leaseMs), base))
       const cluster = Layer.scopedDiscard(Effect.zipRight(runFeed(options), runReaper))
       return Layer.provide(Server(app), Layer.provideMerge(Layer.mergeAll(cluster, Evictor, Shutdown), withRunners))
     }
@@ -133,7 +133,7 @@ export const serverLayer = (app: AppConfigShape, options: ProcessOptions = {}) =
 /** A tool worker as one layer: core, the model runner (it runs the turns its own results start), feed, reaper, the claim loop. */
 export const workerLayer = (app: AppConfigShape, url: Redacted.Redacted, options: ProcessOptions = {}) => {
   const base = Layer.provideMerge(core(), Layer.succeed(AppConfig, app))
-  const withRunners = Layer.provideMerge(Layer.merge(LlmRunner.layer, ToolRunner.layerNone), Layer.provideMerge(coordination(url), base))
+  const withRunners = Layer.provideMerge(Layer.merge(LlmRunner.layer, ToolRunner.layerNone), Layer.provideMerge(coordination(url, app.store.leaseMs), base))
   const work = Layer.scopedDiscard(
     Effect.gen(function* () {
       yield* runFeed(options)

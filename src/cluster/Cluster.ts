@@ -10,7 +10,7 @@ import { SessionWriter } from "../session/SessionWriter.ts"
 import { EventStore } from "../store/EventStore.ts"
 import { COMMIT_CHANNEL } from "../store/pg.ts"
 import { CALLS_PER_SESSION, executeCall, storedCall } from "../tools/ToolRunner.ts"
-import { DB_NOW_MS, LEASE_MS, Leases } from "./Leases.ts"
+import { DB_NOW_MS, Leases, type LeasesShape } from "./Leases.ts"
 
 /** A pool for the cluster's own queries and the LISTEN connection. */
 export const layerClient = (url: string) =>
@@ -86,7 +86,7 @@ export const runReaper = Effect.gen(function* () {
         Effect.catchAll((e) => Effect.logWarning(`reaper: ${lease.kind} ${lease.key} of ${lease.session} not closed yet: ${e.message}`))
       )
     }
-    const silentSince = (yield* Clock.currentTimeMillis) - 3 * LEASE_MS
+    const silentSince = (yield* Clock.currentTimeMillis) - 3 * leases.leaseMs
     for (const s of yield* store.openSessions(["streaming"])) {
       if (s.updatedAt > silentSince || (yield* leases.held("turn", s.session))) continue
       const turnId = yield* writer.inspect(s.session, (st) => st.interrupts.streaming)
@@ -95,6 +95,33 @@ export const runReaper = Effect.gen(function* () {
   }).pipe(Effect.catchAll((e) => Effect.logWarning(`reaper: ${e.message}`)))
   yield* sweep.pipe(Effect.repeat(Schedule.spaced(Duration.seconds(1))), Effect.forkScoped)
 })
+
+/**
+ * Claims the oldest queued call of a session that has fewer than CALLS_PER_SESSION calls claimed or running (one
+ * session cannot take every worker), and takes its lease in the same transaction: a worker that dies right after
+ * claiming leaves a lease that expires, and the reaper puts the call back in the queue. Timed by the database clock,
+ * so the same statement is right every time it runs.
+ */
+export const claimNext = (sql: SqlClient.SqlClient, leases: LeasesShape) => {
+  const now = sql.literal(DB_NOW_MS)
+  return sql.withTransaction(
+    Effect.gen(function* () {
+      const rows = yield* sql<{ session: string; call_id: string; approved_seq: number }>`
+        UPDATE tool_jobs SET status = 'claimed', owner = ${leases.owner}, expires_at = ${now} + ${leases.leaseMs}
+        WHERE (session, call_id) IN (
+          SELECT session, call_id FROM tool_jobs q WHERE status = 'queued'
+            AND (SELECT COUNT(*) FROM tool_jobs r WHERE r.session = q.session AND r.status <> 'queued') < ${CALLS_PER_SESSION}
+          ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
+        ) RETURNING session, call_id, approved_seq`
+      const job = rows[0]
+      if (job) {
+        yield* sql`INSERT INTO leases (kind, session, key, owner, expires_at) VALUES ('call', ${job.session}, ${job.call_id}, ${leases.owner}, ${now} + ${leases.leaseMs})
+          ON CONFLICT (kind, session, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`
+      }
+      return job
+    })
+  )
+}
 
 /**
  * A tool worker: claims approved calls from `tool_jobs` (FOR UPDATE SKIP LOCKED) and runs each with `executeCall`
@@ -107,29 +134,7 @@ export const runWorker = (concurrency: number) =>
     const bus = yield* Bus
     const slots = yield* Effect.makeSemaphore(concurrency)
 
-    const now = sql.literal(DB_NOW_MS)
-    /**
-     * Claims the oldest queued call of a session that has fewer than CALLS_PER_SESSION calls claimed or running (one
-     * session cannot take every worker), and takes its lease in the same transaction: a worker that dies right after
-     * claiming leaves a lease that expires, and the reaper puts the call back in the queue.
-     */
-    const claim = sql.withTransaction(
-      Effect.gen(function* () {
-        const rows = yield* sql<{ session: string; call_id: string; approved_seq: number }>`
-          UPDATE tool_jobs SET status = 'claimed', owner = ${leases.owner}, expires_at = ${now} + ${LEASE_MS}
-          WHERE (session, call_id) IN (
-            SELECT session, call_id FROM tool_jobs q WHERE status = 'queued'
-              AND (SELECT COUNT(*) FROM tool_jobs r WHERE r.session = q.session AND r.status <> 'queued') < ${CALLS_PER_SESSION}
-            ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
-          ) RETURNING session, call_id, approved_seq`
-        const job = rows[0]
-        if (job) {
-          yield* sql`INSERT INTO leases (kind, session, key, owner, expires_at) VALUES ('call', ${job.session}, ${job.call_id}, ${leases.owner}, ${now} + ${LEASE_MS})
-            ON CONFLICT (kind, session, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`
-        }
-        return job
-      })
-    )
+    const claim = claimNext(sql, leases)
 
     /** The call runs until it finishes or its cancellation reaches the tape, whichever comes first. */
     const execute = (session: string, callId: string, approvedSeq: number) =>

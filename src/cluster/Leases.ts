@@ -10,6 +10,8 @@ export type LeaseKind = "turn" | "call"
 export interface LeasesShape {
   /** This process's id, recorded as the owner of what it holds. */
   readonly owner: string
+  /** How long a lease lives without renewal (renewed three times per period). */
+  readonly leaseMs: number
   /** Holds a lease for the life of the scope: taken now, renewed in the background, released when the scope closes. */
   readonly hold: (kind: LeaseKind, session: string, key: string) => Effect.Effect<void, never, Scope.Scope>
   /**
@@ -25,7 +27,7 @@ export interface LeasesShape {
 
 export class Leases extends Context.Tag("tape/Leases")<Leases, LeasesShape>() {}
 
-/** How long a lease lives without renewal; renewed three times per period. */
+/** How long a lease lives without renewal by default (TAPE_LEASE_MS); renewed three times per period. */
 export const LEASE_MS = 5_000
 
 export const newOwner = () => `${process.pid}-${crypto.randomUUID().slice(0, 8)}`
@@ -33,6 +35,7 @@ export const newOwner = () => `${process.pid}-${crypto.randomUUID().slice(0, 8)}
 /** One process alone: nothing to coordinate. */
 export const layerNone = Layer.succeed(Leases, {
   owner: "local",
+  leaseMs: LEASE_MS,
   hold: () => Effect.void,
   takeExpired: () => Effect.succeed([]),
   release: () => Effect.void,
@@ -73,6 +76,6 @@ export const layerPg = (owner: string, leaseMs: number = LEASE_MS) =>
           Effect.map((rows) => (rows[0]?.n ?? 0) > 0),
           Effect.orElseSucceed(() => true)
         )
-      return { owner, hold, takeExpired, release, held }
+      return { owner, leaseMs, hold, takeExpired, release, held }
     })
   )

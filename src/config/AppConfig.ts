@@ -25,6 +25,8 @@ export interface AppConfigShape {
     /** Approved calls run on `npm run worker` processes (PostgreSQL only). */
     readonly toolWorkers: boolean
     readonly workerConcurrency: number
+    /** How long a turn's or call's lease lives without renewal (PostgreSQL). */
+    readonly leaseMs: number
   }
   readonly tools: {
     readonly workspace: string
@@ -100,7 +102,8 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
     dataDir: Config.map(text("TAPE_DATA"), Option.getOrElse(() => "./data")),
     databaseUrl: secret("DATABASE_URL"),
     toolWorkers: Config.map(oneOf("TAPE_TOOL_WORKERS", "in-process", ["in-process", "external"]), (v) => v === "external"),
-    workerConcurrency: integer("TAPE_WORKER_CONCURRENCY", 4, 1, 256)
+    workerConcurrency: integer("TAPE_WORKER_CONCURRENCY", 4, 1, 256),
+    leaseMs: integer("TAPE_LEASE_MS", 5_000, 300, 600_000)
   }),
   tools: Config.all({
     workspace: Config.map(text("TAPE_WORKSPACE"), Option.getOrElse(() => "./workspace")),
