@@ -225,7 +225,11 @@ describe("backpressure", () => {
       ...Array.from({ length: 800 }, (_, i) => ({ session: "big", seq: i + 4, at: 1, by: "model", type: "AssistantDelta", turnId: "turn-3", text: big })),
       { session: "big", seq: 804, at: 1, by: "model", type: "TurnCompleted", turnId: "turn-3" }
     ]
-    const res = await fetch(`http://127.0.0.1:${server.port}/api/sessions/import`, { method: "POST", body: lines.map((l) => JSON.stringify(l)).join("\n") })
+    const res = await fetch(`http://127.0.0.1:${server.port}/api/sessions/import`, {
+      method: "POST",
+      headers: { "content-type": "application/x-ndjson" },
+      body: lines.map((l) => JSON.stringify(l)).join("\n")
+    })
     expect(res.status).toBe(201)
     const { session } = (await res.json()) as { session: string }
     // A raw socket that completes the handshake, says hello, and then never reads again.
@@ -267,7 +271,11 @@ describe("fork and import", () => {
     const tape = await exportTape(server.port, session)
     // At the first delta the turn is still streaming: the fork must close it.
     const at = tape.find((e) => e.type === "AssistantDelta")!.seq
-    const res = await fetch(`http://127.0.0.1:${server.port}/api/sessions/${session}/fork`, { method: "POST", body: JSON.stringify({ seq: at }) })
+    const res = await fetch(`http://127.0.0.1:${server.port}/api/sessions/${session}/fork`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ seq: at })
+    })
     expect(res.status, await res.clone().text()).toBe(201)
     const { session: forked } = (await res.json()) as { session: string }
     const forkTape = await exportTape(server.port, forked)
@@ -279,13 +287,18 @@ describe("fork and import", () => {
 
     const imported = await fetch(`http://127.0.0.1:${server.port}/api/sessions/import`, {
       method: "POST",
+      headers: { "content-type": "application/x-ndjson" },
       body: tape.map((e) => JSON.stringify(e)).join("\n")
     })
     expect(imported.status).toBe(201)
     const { session: copy } = (await imported.json()) as { session: string }
     const copyTape = await exportTape(server.port, copy)
     expect(memorySnapshot(fold(copy, copyTape))).toEqual(memorySnapshot(fold(session, tape)))
-    const bad = await fetch(`http://127.0.0.1:${server.port}/api/sessions/import`, { method: "POST", body: '{"nope":1}\n' })
+    const bad = await fetch(`http://127.0.0.1:${server.port}/api/sessions/import`, {
+      method: "POST",
+      headers: { "content-type": "application/x-ndjson" },
+      body: '{"nope":1}\n'
+    })
     expect(bad.status).toBe(400)
     expect(((await bad.json()) as { error: { message: string } }).error.message).toContain("line 1")
     c.close()
