@@ -145,6 +145,8 @@ export const describeParseError = (error: ParseResult.ParseError | ParseResult.P
     if (depth > maxDepth) return add(path, "(nested too deep to describe)")
     switch (issue._tag) {
       case "Type":
+        // The `undefined` member of an optional field's union says nothing the other members do not.
+        if (issue.ast._tag === "UndefinedKeyword" && path.length > 0) return
         return add(path, annotated(issue) ?? (issue.message !== undefined ? oneLine(issue.message, 160) : `expected ${expected(issue.ast)}`))
       case "Missing":
         return add(path, "is missing")

@@ -7,13 +7,12 @@ import { hostname, networkInterfaces } from "node:os"
 import { resolve, sep } from "node:path"
 import * as HttpApp from "@effect/platform/HttpApp"
 import type * as HttpRouter from "@effect/platform/HttpRouter"
-import * as RouterOps from "@effect/platform/HttpRouter"
 import { Context, Effect, FiberSet } from "effect"
 import { describeThrown, oneLine } from "../domain/safeJson.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { EventStore } from "../store/EventStore.ts"
 import { hostnameOf, isLoopback, ModelInfoTag, type ServerConfig, ServerConfigTag, tokenMatches } from "./Config.ts"
-import { ClientAddress, MAX_IMPORT_BYTES, makeRouter } from "./http.ts"
+import { ClientAddress, MAX_IMPORT_BYTES, makeApi } from "./http.ts"
 import { makeCreationLimit } from "./limits.ts"
 import { type Conn, makeBridge } from "./WsBridge.ts"
 
@@ -77,7 +76,7 @@ export const serve = Effect.gen(function* () {
   const runtime = yield* Effect.runtime<HttpRouter.HttpRouter.DefaultServices | EventStore | SessionWriter | ModelInfoTag | ClientAddress>().pipe(
     Effect.provideService(ClientAddress, "unknown")
   )
-  const app = yield* RouterOps.toHttpApp(yield* makeRouter(creations))
+  const app = yield* makeApi(creations)
   const handle = HttpApp.toWebHandlerRuntime(runtime)(app)
   // For logging from Bun's callbacks, which run outside any fiber.
   const run = yield* FiberSet.runtime(yield* FiberSet.make<void, never>())<never>()

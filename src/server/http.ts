@@ -85,6 +85,8 @@ const readBody = <E>(max: number, onChunk: (chunk: Uint8Array) => Effect.Effect<
   Effect.gen(function* () {
     const req = yield* HttpServerRequest.HttpServerRequest
     if (Number(req.headers["content-length"] ?? "0") > max) return yield* Effect.fail(tooLarge(max))
+    // A request without a body has no stream to read (the platform's stream would fail): it is an empty body.
+    if (req.source instanceof Request && req.source.body === null) return
     let read = 0
     yield* Stream.runForEach(req.stream, (chunk): Effect.Effect<void, E | HttpProblem> => {
       read += chunk.byteLength
@@ -138,8 +140,8 @@ const tapeBody = Effect.gen(function* () {
   return tape.right
 })
 
-/** Builds the router; `creations` is the session-creation limit it shares with the websocket bridge. */
-export const makeRouter = (creations: CreationLimit) =>
+/** Builds the API as an app; `creations` is the session-creation limit it shares with the websocket bridge. */
+export const makeApi = (creations: CreationLimit) =>
   Effect.gen(function* () {
     const copies = yield* Effect.makeSemaphore(MAX_CONCURRENT_COPIES)
     // Path pattern → methods, filled by `on`: the one list the routes and the 405's Allow are made from.
@@ -264,15 +266,17 @@ export const makeRouter = (creations: CreationLimit) =>
         ParseError: (e) => Effect.succeed(problem(400, "bad_request", describeParseError(e))),
         RequestError: () => Effect.succeed(problem(400, "bad_request", "the request body could not be read")),
         Rejection: (e) => Effect.succeed(problem(400, e.code, e.message)),
-        RouteNotFound: (e: HttpServerError.RouteNotFound) => {
-          const allow = allowedFor(new URL(e.request.url, "http://x").pathname)
-          return Effect.succeed(
-            allow.length > 0
-              ? problem(405, "method_not_allowed", `${e.request.method} is not allowed here; use ${allow.join(" or ")}`, { allow: allow.join(", ") })
-              : problem(404, "not_found", "no such route")
-          )
-        },
         StoreError: (e) => Effect.logError("store failed", e).pipe(Effect.as(problem(503, "store_error", e.message)))
-      })
+      }),
+      HttpRouter.toHttpApp,
+      // The router's own miss is not a route's error: caught on the app. A known path with another method is a 405.
+      Effect.map(Effect.catchTag("RouteNotFound", (e: HttpServerError.RouteNotFound) => {
+        const allow = allowedFor(new URL(e.request.url, "http://x").pathname)
+        return Effect.succeed(
+          allow.length > 0
+            ? problem(405, "method_not_allowed", `${e.request.method} is not allowed here; use ${allow.join(" or ")}`, { allow: allow.join(", ") })
+            : problem(404, "not_found", "no such route")
+        )
+      }))
     )
-  })
+  }).pipe(Effect.flatten)
