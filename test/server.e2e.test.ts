@@ -2,22 +2,15 @@
  * The server end to end: the real process, real websockets, the scripted model over real HTTP.
  * Covers DESIGN.md §4–5 and issue 4: shared sessions, reconnect, crash safety, bad frames, origin, backpressure, fork, import.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { connect } from "node:net"
 import { fold } from "../src/domain/state.ts"
 import { uiView } from "../src/domain/projections/ui.ts"
 import { memorySnapshot } from "../src/domain/projections/memory.ts"
-import { Client, exportTape, type ServerProcess, startServer, tempDir, writeScript } from "./support/server.ts"
+import { Client, exportTape, tempDir, writeScript } from "./support/server.ts"
+import { useServers } from "./support/servers.ts"
 
-const running: Array<ServerProcess> = []
-const start = async (env: Record<string, string>) => {
-  const s = await startServer(env)
-  running.push(s)
-  return s
-}
-afterAll(async () => {
-  for (const s of running) if (s.proc.exitCode === null) await s.stop("SIGKILL")
-})
+const start = useServers()
 
 const gapless = (events: ReadonlyArray<{ seq: number }>) => events.every((e, i) => e.seq === i + 1)
 

@@ -232,6 +232,7 @@ export const makeApi = (creations: CreationLimit) =>
           yield* mayCreate
           const session = yield* oneCopy(
             Effect.gen(function* () {
+              yield* Effect.logInfo(`import: reading a tape from ${yield* ClientAddress}`)
               const tape = yield* tapeBody
               const writer = yield* SessionWriter
               return yield* writer.adopt(tape, { reason: "import" })
