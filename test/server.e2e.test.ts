@@ -2,22 +2,15 @@
  * The server end to end: the real process, real websockets, the scripted model over real HTTP.
  * Covers DESIGN.md §4–5 and issue 4: shared sessions, reconnect, crash safety, bad frames, origin, backpressure, fork, import.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { connect } from "node:net"
 import { fold } from "../src/domain/state.ts"
 import { uiView } from "../src/domain/projections/ui.ts"
 import { memorySnapshot } from "../src/domain/projections/memory.ts"
-import { Client, exportTape, type ServerProcess, startServer, tempDir, writeScript } from "./support/server.ts"
+import { Client, exportTape, tempDir, writeScript } from "./support/server.ts"
+import { useServers } from "./support/servers.ts"
 
-const running: Array<ServerProcess> = []
-const start = async (env: Record<string, string>) => {
-  const s = await startServer(env)
-  running.push(s)
-  return s
-}
-afterAll(async () => {
-  for (const s of running) if (s.proc.exitCode === null) await s.stop("SIGKILL")
-})
+const start = useServers()
 
 const gapless = (events: ReadonlyArray<{ seq: number }>) => events.every((e, i) => e.seq === i + 1)
 
@@ -225,7 +218,11 @@ describe("backpressure", () => {
       ...Array.from({ length: 800 }, (_, i) => ({ session: "big", seq: i + 4, at: 1, by: "model", type: "AssistantDelta", turnId: "turn-3", text: big })),
       { session: "big", seq: 804, at: 1, by: "model", type: "TurnCompleted", turnId: "turn-3" }
     ]
-    const res = await fetch(`http://127.0.0.1:${server.port}/api/sessions/import`, { method: "POST", body: lines.map((l) => JSON.stringify(l)).join("\n") })
+    const res = await fetch(`http://127.0.0.1:${server.port}/api/sessions/import`, {
+      method: "POST",
+      headers: { "content-type": "application/x-ndjson" },
+      body: lines.map((l) => JSON.stringify(l)).join("\n")
+    })
     expect(res.status).toBe(201)
     const { session } = (await res.json()) as { session: string }
     // A raw socket that completes the handshake, says hello, and then never reads again.
@@ -267,7 +264,11 @@ describe("fork and import", () => {
     const tape = await exportTape(server.port, session)
     // At the first delta the turn is still streaming: the fork must close it.
     const at = tape.find((e) => e.type === "AssistantDelta")!.seq
-    const res = await fetch(`http://127.0.0.1:${server.port}/api/sessions/${session}/fork`, { method: "POST", body: JSON.stringify({ seq: at }) })
+    const res = await fetch(`http://127.0.0.1:${server.port}/api/sessions/${session}/fork`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ seq: at })
+    })
     expect(res.status, await res.clone().text()).toBe(201)
     const { session: forked } = (await res.json()) as { session: string }
     const forkTape = await exportTape(server.port, forked)
@@ -279,13 +280,18 @@ describe("fork and import", () => {
 
     const imported = await fetch(`http://127.0.0.1:${server.port}/api/sessions/import`, {
       method: "POST",
+      headers: { "content-type": "application/x-ndjson" },
       body: tape.map((e) => JSON.stringify(e)).join("\n")
     })
     expect(imported.status).toBe(201)
     const { session: copy } = (await imported.json()) as { session: string }
     const copyTape = await exportTape(server.port, copy)
     expect(memorySnapshot(fold(copy, copyTape))).toEqual(memorySnapshot(fold(session, tape)))
-    const bad = await fetch(`http://127.0.0.1:${server.port}/api/sessions/import`, { method: "POST", body: '{"nope":1}\n' })
+    const bad = await fetch(`http://127.0.0.1:${server.port}/api/sessions/import`, {
+      method: "POST",
+      headers: { "content-type": "application/x-ndjson" },
+      body: '{"nope":1}\n'
+    })
     expect(bad.status).toBe(400)
     expect(((await bad.json()) as { error: { message: string } }).error.message).toContain("line 1")
     c.close()

@@ -284,6 +284,50 @@ const storeContract = (name: string, capabilities: Capabilities, fixture: () => 
       expect([...result.ids].sort()).toEqual(["a", "b", "c"])
     })
 
+    test("listSessions pages by (updatedAt, session) and searches titles literally, case-insensitively", async () => {
+      const titles: ReadonlyArray<readonly [string, number, string]> = [
+        ["a", 500, "Alpha report"],
+        ["b", 400, "beta"],
+        ["c", 400, "Gamma REPORT"],
+        ["d", 300, "100% done_now"],
+        ["e", 200, "report 100x done-now"],
+        ["f", 100, "zeta"]
+      ]
+      const result = await run(Effect.gen(function*() {
+        const store = yield* EventStore
+        for (const [id, at, title] of titles) yield* store.append(id, 0, messages(id, 1, 1), summaryOf(id, 1, at, title))
+        const pages: Array<ReadonlyArray<string>> = []
+        let before: { updatedAt: number; session: string } | undefined
+        for (;;) {
+          const page = yield* store.listSessions({ limit: 2, ...(before ? { before } : {}) })
+          if (page.length === 0) break
+          pages.push(page.map((x) => x.session))
+          const last = page.at(-1)!
+          before = { updatedAt: last.updatedAt, session: last.session }
+        }
+        const ids = (list: ReadonlyArray<SessionSummary>) => list.map((x) => x.session)
+        return {
+          pages,
+          all: ids(yield* store.listSessions()),
+          report: ids(yield* store.listSessions({ title: "report" })),
+          reportPaged: ids(yield* store.listSessions({ title: "REPORT", limit: 1, before: { updatedAt: 500, session: "a" } })),
+          percent: ids(yield* store.listSessions({ title: "100%" })),
+          underscore: ids(yield* store.listSessions({ title: "e_n" })),
+          none: ids(yield* store.listSessions({ title: "%" + "_" })),
+          zero: ids(yield* store.listSessions({ limit: 0 }))
+        }
+      }))
+      expect(result.all).toEqual(["a", "b", "c", "d", "e", "f"])
+      expect(result.pages).toEqual([["a", "b"], ["c", "d"], ["e", "f"]])
+      expect(result.report).toEqual(["a", "c", "e"])
+      expect(result.reportPaged).toEqual(["c"])
+      // `%` and `_` are literal: "100%" is not "100<anything>", "e_n" is not "e-n".
+      expect(result.percent).toEqual(["d"])
+      expect(result.underscore).toEqual(["d"])
+      expect(result.none).toEqual([])
+      expect(result.zero).toEqual([])
+    })
+
     test("openSessions answers the sessions in the given phases, following each append's summary", async () => {
       const result = await run(Effect.gen(function*() {
         const store = yield* EventStore
@@ -467,3 +511,40 @@ if (databaseUrl !== undefined) {
     test.skip("set DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run the PostgreSQL contract", () => {})
   })
 }
+
+// ---- migrations ----
+
+describe("SQLite migration 3 (sessions.title)", () => {
+  test("a database of version 2 gets its titles backfilled, searchable and in the list's order", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tape-migrate-"))
+    const filename = join(dir, "tape.sqlite")
+    try {
+      const db = new Database(filename)
+      db.run(`CREATE TABLE tape_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`)
+      db.run(`CREATE TABLE events (session TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, "by" TEXT NOT NULL,
+        type TEXT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (session, seq))`)
+      db.run(`CREATE TABLE sessions (session TEXT PRIMARY KEY NOT NULL, summary TEXT NOT NULL, head INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL, phase TEXT NOT NULL DEFAULT 'idle')`)
+      db.run(`CREATE INDEX sessions_updated_at ON sessions (updated_at DESC)`)
+      db.run(`CREATE INDEX sessions_phase ON sessions (phase)`)
+      db.run(`INSERT INTO tape_migrations VALUES (1, 'events and sessions'), (2, 'sessions.phase')`)
+      for (const [id, at, title] of [["old1", 10, "Old Report"], ["old2", 20, "other"]] as const) {
+        db.query(`INSERT INTO sessions (session, summary, head, updated_at) VALUES (?, ?, 1, ?)`)
+          .run(id, JSON.stringify(summaryOf(id, 1, at, title)), at)
+      }
+      db.close()
+      const found = await Effect.runPromise(
+        Effect.gen(function*() {
+          const store = yield* EventStore
+          return {
+            all: (yield* store.listSessions()).map((s) => s.session),
+            report: (yield* store.listSessions({ title: "report" })).map((s) => s.session)
+          }
+        }).pipe(Effect.provide(layerSqlite({ filename })))
+      )
+      expect(found).toEqual({ all: ["old2", "old1"], report: ["old1"] })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

@@ -27,18 +27,24 @@ describe("check", () => {
     })
   })
 
-  test("bad args give Schema's formatted error", () => {
+  test("bad args give a bounded description (path and expectation), never the value itself", () => {
     const wrongType = catalogue.check("eval", { code: 42 })
     expect(wrongType.ok).toBe(false)
-    expect(!wrongType.ok && wrongType.error).toBe(
-      'invalid args for eval: { readonly code: string }\n└─ ["code"]\n   └─ Expected string, actual 42'
-    )
+    expect(!wrongType.ok && wrongType.error).toBe("invalid args for eval: code: expected string")
     const missing = catalogue.check("read_file", {})
-    expect(!missing.ok && missing.error).toContain('["path"]\n   └─ is missing')
+    expect(!missing.ok && missing.error).toBe("invalid args for read_file: path: is missing")
     const extra = catalogue.check("eval", { code: "1", sneaky: true })
-    expect(!extra.ok && extra.error).toContain('["sneaky"]\n   └─ is unexpected')
+    expect(!extra.ok && extra.error).toBe("invalid args for eval: sneaky: is unexpected")
     const notObject = catalogue.check("eval", "1 + 1")
-    expect(!notObject.ok && notObject.error).toContain('Expected { readonly code: string }, actual "1 + 1"')
+    expect(!notObject.ok && notObject.error).toBe("invalid args for eval: expected { readonly code: string }")
+    // A huge or deeply nested value costs a short message, not a rendering of the value (issue 10, finding 2).
+    let deep: unknown = "leaf"
+    for (let i = 0; i < 20_000; i++) deep = [deep]
+    const nested = catalogue.check("eval", { code: deep })
+    expect(!nested.ok && nested.error).toBe("invalid args for eval: code: expected string")
+    const huge = catalogue.check("eval", { code: 1, ["k".repeat(10_000)]: "v".repeat(1_000_000) })
+    expect(!huge.ok && huge.error.length).toBeLessThan(700)
+    expect(!huge.ok && huge.error).not.toContain("vvvv")
   })
 
   test("configured policies override the defaults", () => {

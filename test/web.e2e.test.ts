@@ -377,7 +377,7 @@ describe.skipIf(unavailable !== null)("visualizer in the browser", () => {
       ...Array.from({ length: n - 4 }, (_, i) => ({ seq: i + 4, by: "model", type: "AssistantDelta", turnId: "turn-3", text: i % 40 === 39 ? "\n\n" : "word " })),
       { seq: n, by: "model", type: "TurnCompleted", turnId: "turn-3" }
     ].map((e) => JSON.stringify({ session: "long", at: at + e.seq, ...e }))
-    const res = await fetch(new URL("/api/sessions/import", s.url), { method: "POST", body: lines.join("\n") })
+    const res = await fetch(new URL("/api/sessions/import", s.url), { method: "POST", headers: { "content-type": "application/x-ndjson" }, body: lines.join("\n") })
     const { session } = (await res.json()) as { session: string }
     const page = await newPage()
     const started = performance.now()

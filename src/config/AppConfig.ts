@@ -13,6 +13,10 @@ export interface AppConfigShape {
     /** TAPE_TOKEN as given; a server not on loopback generates one when it is absent. */
     readonly token: Option.Option<Redacted.Redacted>
     readonly allowedOrigins: ReadonlyArray<string>
+    /** Extra names the server answers to in `Host` (a reverse proxy's public name). */
+    readonly allowedHosts: ReadonlyArray<string>
+    /** Sessions one client (connection or address) may create per minute. */
+    readonly sessionsPerMinute: number
     readonly webRoot: string
     readonly maxBufferedBytes: number
     readonly slowReaderMs: number
@@ -92,6 +96,8 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
     port: integer("PORT", 3457, 0, 65535),
     token: secret("TAPE_TOKEN"),
     allowedOrigins: list("TAPE_ALLOWED_ORIGINS"),
+    allowedHosts: list("TAPE_ALLOWED_HOSTS"),
+    sessionsPerMinute: integer("TAPE_SESSIONS_PER_MINUTE", 600, 1, 1_000_000),
     webRoot: Config.map(text("TAPE_WEB_ROOT"), Option.getOrElse(() => "web/dist")),
     maxBufferedBytes: integer("TAPE_MAX_BUFFERED_BYTES", 8 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
     slowReaderMs: integer("TAPE_SLOW_READER_MS", 15_000, 100, 3_600_000),

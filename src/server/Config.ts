@@ -9,8 +9,12 @@ export interface ServerConfig {
   readonly port: number
   /** Access token for /ws and /api; null when serving loopback without one. */
   readonly token: string | null
-  /** Origins allowed to open /ws besides the server's own. */
+  /** Origins allowed to open /ws and to change state through /api, besides the server's own. */
   readonly allowedOrigins: ReadonlyArray<string>
+  /** Host names (without port, lower case) accepted in `Host` besides the server's own (a reverse proxy's name). */
+  readonly allowedHosts: ReadonlyArray<string>
+  /** New sessions one remote address may create per minute (websocket hello and HTTP together; burst the same). */
+  readonly sessionsPerMinute: number
   /** Folder of the built visualizer. */
   readonly webRoot: string
   /** Unsent bytes above which the bridge stops feeding a client until its socket drains. */
@@ -28,6 +32,16 @@ export class ServerConfigTag extends Context.Tag("tape/ServerConfig")<ServerConf
 export const isLoopback = (host: string): boolean =>
   host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host)
 
+/**
+ * The host name of a `Host` header value (`name`, `name:port`, `[v6]`, `[v6]:port`), lower case, without the port;
+ * null when it is not one (empty, a bad port, stray brackets or spaces).
+ */
+export const hostnameOf = (host: string): string | null => {
+  const h = host.trim().toLowerCase()
+  const m = /^(\[[0-9a-f:.]+\]|[^\s:\[\]/@]+)(?::(\d{1,5}))?$/.exec(h)
+  return m === null ? null : m[1]!
+}
+
 /** The server's settings from the process configuration; a non-loopback host without TAPE_TOKEN gets a generated token. */
 export const serverConfigOf = (app: AppConfigShape, generateToken: () => string): ServerConfig => {
   const { host } = app.server
@@ -40,6 +54,8 @@ export const serverConfigOf = (app: AppConfigShape, generateToken: () => string)
     port: app.server.port,
     token,
     allowedOrigins: app.server.allowedOrigins,
+    allowedHosts: app.server.allowedHosts.map((h) => hostnameOf(h) ?? h.toLowerCase()),
+    sessionsPerMinute: app.server.sessionsPerMinute,
     webRoot: app.server.webRoot,
     highWaterBytes: 256 * 1024,
     maxBufferedBytes: app.server.maxBufferedBytes,

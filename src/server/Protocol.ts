@@ -5,6 +5,7 @@
 import { Schema } from "effect"
 import { Command } from "../domain/Command.ts"
 import { Envelope } from "../domain/Event.ts"
+import { decodeJsonText } from "../domain/safeJson.ts"
 
 /** Largest frame accepted, in bytes. */
 export const MAX_FRAME_BYTES = 1024 * 1024
@@ -44,5 +45,6 @@ export const ErrorFrame = Schema.Struct({ type: Schema.Literal("error"), code: S
 export const ServerFrame = Schema.Union(Welcome, EventsFrame, Ack, Nack, ErrorFrame)
 export type ServerFrame = typeof ServerFrame.Type
 
-export const decodeClientFrame = Schema.decodeUnknownEither(Schema.parseJson(ClientFrame))
+/** Decodes a client's frame through the shared JSON guard (size, depth, finite numbers); the error never echoes it. */
+export const decodeClientFrame = decodeJsonText(ClientFrame, { maxBytes: MAX_FRAME_BYTES })
 export const decodeServerFrame = Schema.decodeUnknownEither(Schema.parseJson(ServerFrame))

@@ -30,6 +30,24 @@ export class StoreError extends Data.TaggedError("StoreError")<{
   readonly cause?: unknown
 }> {}
 
+/** Where a page of the sessions list starts: strictly after this summary in the list's order. */
+export interface SessionCursor {
+  /** `updatedAt` of the last summary of the previous page. */
+  readonly updatedAt: number
+  /** Its session id (ties of `updatedAt` are ordered by session id, ascending). */
+  readonly session: string
+}
+
+/** A page of the sessions list. */
+export interface ListSessionsOptions {
+  /** At most this many summaries; all when absent. */
+  readonly limit?: number
+  /** Only summaries after this one in the list's order. */
+  readonly before?: SessionCursor
+  /** Only sessions whose title contains this text (case-insensitive for ASCII letters; `%` and `_` are literal). */
+  readonly title?: string
+}
+
 /** The interface every EventStore layer implements (memory, SQLite, PostgreSQL). */
 export interface EventStoreShape {
   /**
@@ -54,8 +72,11 @@ export interface EventStoreShape {
    * Answered from an index, not by reading every summary.
    */
   readonly openSessions: (phases: ReadonlyArray<SessionSummary["phase"]>) => Effect.Effect<ReadonlyArray<SessionSummary>, StoreError>
-  /** Every summary, most recently updated first. */
-  readonly listSessions: () => Effect.Effect<ReadonlyArray<SessionSummary>, StoreError>
+  /**
+   * Summaries, most recently updated first (ties by session id), one page of them: answered from the
+   * `(updated_at, session)` index, reading only the page.
+   */
+  readonly listSessions: (options?: ListSessionsOptions) => Effect.Effect<ReadonlyArray<SessionSummary>, StoreError>
   /** Every session id that has a summary row. */
   readonly sessionIds: () => Effect.Effect<ReadonlyArray<string>, StoreError>
 }

@@ -51,8 +51,16 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.sync(() => {
       Effect.sync(() => Option.fromNullable(summaries.get(session))).pipe(Effect.withSpan("EventStore.summary")),
     openSessions: (phases) =>
       Effect.sync(() => [...summaries.values()].filter((s) => phases.includes(s.phase))).pipe(Effect.withSpan("EventStore.openSessions")),
-    listSessions: () =>
-      Effect.sync(() => [...summaries.values()].sort(byUpdated)).pipe(Effect.withSpan("EventStore.listSessions")),
+    listSessions: (options = {}) =>
+      Effect.sync(() => {
+        const { before, limit } = options
+        const title = options.title?.toLowerCase()
+        const page = [...summaries.values()]
+          .filter((s) => before === undefined || s.updatedAt < before.updatedAt || (s.updatedAt === before.updatedAt && s.session > before.session))
+          .filter((s) => title === undefined || s.title.toLowerCase().includes(title))
+          .sort(byUpdated)
+        return limit === undefined ? page : page.slice(0, Math.max(0, Math.floor(limit)))
+      }).pipe(Effect.withSpan("EventStore.listSessions")),
     sessionIds: () => Effect.sync(() => [...summaries.keys()]).pipe(Effect.withSpan("EventStore.sessionIds"))
   } satisfies EventStoreShape
 })

@@ -83,6 +83,16 @@ const pgDialect: Dialect = {
         `UPDATE sessions SET phase = COALESCE(summary::json->>'phase', 'idle')`,
         `CREATE INDEX sessions_phase ON sessions (phase)`
       ]
+    },
+    {
+      version: 4,
+      name: "sessions.title for search; the list's order indexed, for pages",
+      statements: [
+        `ALTER TABLE sessions ADD COLUMN title TEXT NOT NULL DEFAULT ''`,
+        `UPDATE sessions SET title = COALESCE(summary::json->>'title', '')`,
+        `DROP INDEX sessions_updated_at`,
+        `CREATE INDEX sessions_recent ON sessions (updated_at DESC, session ASC)`
+      ]
     }
   ],
   migrationLock: (sql) => Effect.asVoid(sql`SELECT pg_advisory_xact_lock(${migrationLockKey})`),

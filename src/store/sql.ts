@@ -9,7 +9,7 @@ import { Effect, Either, Option } from "effect"
 import type { Envelope } from "../domain/Event.ts"
 import type { SessionSummary } from "../domain/projections/summaryTypes.ts"
 import { checkBatch, fromRow, summaryFromJson, summaryToJson, toRow } from "./codec.ts"
-import { AppendConflict, type EventStoreShape, StoreError } from "./EventStore.ts"
+import { AppendConflict, type EventStoreShape, type ListSessionsOptions, StoreError } from "./EventStore.ts"
 
 /** One schema change, applied once, in version order, in one transaction with the others pending. */
 export interface Migration {
@@ -42,6 +42,9 @@ export interface Dialect {
 
 const storeError = (message: string, extra: { readonly session?: string } = {}) => (cause: SqlError) =>
   new StoreError({ message: `${message}: ${cause.message}`, ...extra, cause })
+
+/** A LIKE pattern matching `text` anywhere, lower-cased; its backslashes, `%` and `_` are escaped (ESCAPE is a backslash). */
+const containsPattern = (text: string): string => `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`
 
 /** Runs the pending migrations of `dialect` (tracked in table `tape_migrations`). */
 export const migrate = (dialect: Dialect) =>
@@ -97,10 +100,10 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
           return yield* Effect.fail(new AppendConflict({ session, expected: expectedHead, actual }))
         }
         if (checked.length > 0) yield* dialect.insertEvents(sql, session, rows)
-        yield* sql`INSERT INTO sessions (session, summary, head, updated_at, phase)
-          VALUES (${session}, ${summaryJson}, ${summary.head}, ${summary.updatedAt}, ${summary.phase})
+        yield* sql`INSERT INTO sessions (session, summary, head, updated_at, phase, title)
+          VALUES (${session}, ${summaryJson}, ${summary.head}, ${summary.updatedAt}, ${summary.phase}, ${summary.title})
           ON CONFLICT (session) DO UPDATE SET summary = excluded.summary, head = excluded.head, updated_at = excluded.updated_at,
-            phase = excluded.phase`
+            phase = excluded.phase, title = excluded.title`
         if (dialect.afterAppend && checked.length > 0) yield* dialect.afterAppend(sql, session, checked, expectedHead + checked.length)
       })
       yield* sql.withTransaction(write).pipe(
@@ -144,9 +147,17 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
       return Option.some(yield* summaryFromJson(session, row.summary))
     })
 
-    const listSessions = Effect.fn("EventStore.listSessions")(function*() {
+    const listSessions = Effect.fn("EventStore.listSessions")(function*(options: ListSessionsOptions = {}) {
+      const { before, limit, title } = options
+      const after = before === undefined
+        ? sql``
+        : sql`AND (updated_at < ${before.updatedAt} OR (updated_at = ${before.updatedAt} AND session > ${before.session}))`
+      const search = title === undefined ? sql`` : sql`AND LOWER(title) LIKE ${containsPattern(title)} ESCAPE '\\'`
+      const page = limit === undefined ? sql`` : sql`LIMIT ${Math.max(0, Math.floor(limit))}`
       const rows = yield* sql<{ readonly session: string; readonly summary: string }>`SELECT session, summary
-        FROM sessions ORDER BY updated_at DESC, session ASC`.pipe(Effect.mapError(storeError("listing sessions failed")))
+        FROM sessions WHERE 1 = 1 ${after} ${search} ORDER BY updated_at DESC, session ASC ${page}`.pipe(
+        Effect.mapError(storeError("listing sessions failed"))
+      )
       const out: Array<SessionSummary> = []
       for (const row of rows) out.push(yield* summaryFromJson(row.session, row.summary))
       return out as ReadonlyArray<SessionSummary>

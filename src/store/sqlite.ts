@@ -52,6 +52,16 @@ const sqliteDialect: Dialect = {
         `UPDATE sessions SET phase = COALESCE(json_extract(summary, '$.phase'), 'idle')`,
         `CREATE INDEX sessions_phase ON sessions (phase)`
       ]
+    },
+    {
+      version: 3,
+      name: "sessions.title for search; the list's order indexed, for pages",
+      statements: [
+        `ALTER TABLE sessions ADD COLUMN title TEXT NOT NULL DEFAULT ''`,
+        `UPDATE sessions SET title = COALESCE(json_extract(summary, '$.title'), '')`,
+        `DROP INDEX sessions_updated_at`,
+        `CREATE INDEX sessions_recent ON sessions (updated_at DESC, session ASC)`
+      ]
     }
   ],
   // One connection behind a semaphore: migrations of this process are already serial; other processes wait on the file lock.

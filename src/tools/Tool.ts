@@ -4,6 +4,7 @@
  */
 import { Data, Effect, Either, JSONSchema, ParseResult, Schema } from "effect"
 import type { JsonObject } from "../domain/Event.ts"
+import { describeParseError } from "../domain/safeJson.ts"
 
 /** `ask`: a user approves each call; `auto`: approved by policy. */
 export type ApprovalPolicy = "ask" | "auto"
@@ -49,7 +50,8 @@ export interface AnyTool {
 export const eraseTool = <A, I extends JsonObject>(tool: Tool<A, I>): AnyTool => {
   const decode = Schema.decodeUnknownEither(tool.args, { onExcessProperty: "error" })
   const encode = Schema.encodeEither(tool.args)
-  const format = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
+  // Bounded and without the value: args come from the model or a user and may be huge or deeply nested.
+  const format = (error: ParseResult.ParseError) => describeParseError(error)
   return {
     name: tool.name,
     description: tool.description,

@@ -2,7 +2,9 @@
  * The DecideContext of the tests: model "scripted" and a two-tool catalogue (`eval` asks, `read_file` is auto),
  * validated with Effect Schema like the real catalogue; and the writer's layers over a fresh memory store. Runs no tool.
  */
-import { Either, Layer, ParseResult, Schema } from "effect"
+import { ConfigProvider, Effect, Either, Layer, ParseResult, Schema } from "effect"
+import { appConfig } from "../../src/config/AppConfig.ts"
+import { type ServerConfig, serverConfigOf } from "../../src/server/Config.ts"
 import type { DecideContext, ToolCheck } from "../../src/domain/decide.ts"
 import type { JsonObject } from "../../src/domain/Event.ts"
 import { layer as busLayer } from "../../src/session/Bus.ts"
@@ -57,3 +59,7 @@ export const writerLayerWith = (ctx: DecideContext) =>
 
 /** SessionWriter + Bus + EventStore (memory) + the tests' WriterContext, all sharing one store. */
 export const writerTestLayer = writerLayerWith(testContext)
+
+/** The server's settings for `env` (as the process would read them), for tests that build the server in-process. */
+export const serverConfigFor = (env: Record<string, string>): ServerConfig =>
+  serverConfigOf(Effect.runSync(Effect.withConfigProvider(appConfig, ConfigProvider.fromMap(new Map(Object.entries(env))))), () => "unused")

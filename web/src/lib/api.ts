@@ -45,6 +45,7 @@ export class ApiError extends Error {
 
 const ProblemBody = Schema.Struct({ error: Schema.Struct({ code: Schema.String, message: Schema.String }) })
 const Created = Schema.Struct({ session: Schema.String })
+const SessionsPage = Schema.Struct({ sessions: Schema.Array(SessionSummary), next: Schema.NullOr(Schema.String) })
 const decodeProblem = Schema.decodeUnknownEither(Schema.parseJson(ProblemBody))
 
 type Fetch = (input: string, init?: RequestInit) => Promise<Response>
@@ -82,8 +83,9 @@ const json = (body: unknown): RequestInit => ({
 /** The HTTP API bound to one endpoint. `fetchImpl` is injectable for tests. */
 export const api = (ep: Endpoint, fetchImpl: Fetch = (i, o) => fetch(i, o)) => ({
   info: async (): Promise<ModelInfo> => decodeWith(ModelInfo, await request(ep, "/api/info", {}, fetchImpl), "model info"),
+  /** The most recently updated sessions (the first page of the list). */
   sessions: async (): Promise<ReadonlyArray<SessionSummary>> =>
-    decodeWith(Schema.Array(SessionSummary), await request(ep, "/api/sessions", {}, fetchImpl), "sessions list"),
+    decodeWith(SessionsPage, await request(ep, "/api/sessions", {}, fetchImpl), "sessions list").sessions,
   create: async (title?: string): Promise<string> =>
     decodeWith(Created, await request(ep, "/api/sessions", json(title === undefined ? {} : { title }), fetchImpl), "reply").session,
   /** The tape as JSON Lines, exactly as stored. */
