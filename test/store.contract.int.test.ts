@@ -328,6 +328,36 @@ const storeContract = (name: string, capabilities: Capabilities, fixture: () => 
       expect(result.zero).toEqual([])
     })
 
+    test("listSessions({ text }) finds sessions by title or by what a user wrote; remove deletes a tape for good", async () => {
+      const result = await run(Effect.gen(function*() {
+        const store = yield* EventStore
+        const said = (id: string, seq: number, text: string) => envelope(id, seq, { type: "UserMessageAdded", messageId: `msg-${seq}`, text }, "user:c1")
+        yield* store.append("t1", 0, [envelope("t1", 1, { type: "SessionCreated" }), said("t1", 2, "Where is the KEYSTONE file?")], summaryOf("t1", 2, 30, "files"))
+        yield* store.append("t2", 0, [envelope("t2", 1, { type: "SessionCreated" }), said("t2", 2, "hello")], summaryOf("t2", 2, 20, "keystone plans"))
+        yield* store.append("t3", 0, [envelope("t3", 1, { type: "SessionCreated" }), said("t3", 2, "50% of it")], summaryOf("t3", 2, 10, "other"))
+        const ids = (list: ReadonlyArray<SessionSummary>) => list.map((x) => x.session)
+        const found = ids(yield* store.listSessions({ text: "keystone" }))
+        const literal = ids(yield* store.listSessions({ text: "0%" }))
+        const removed = yield* store.remove("t1")
+        const again = yield* store.remove("t1")
+        return {
+          found,
+          literal,
+          removed,
+          again,
+          after: ids(yield* store.listSessions({ text: "keystone" })),
+          head: yield* store.head("t1"),
+          events: yield* store.read("t1", 0),
+          summary: yield* store.summary("t1"),
+          others: yield* store.head("t2")
+        }
+      }))
+      expect(result.found).toEqual(["t1", "t2"])
+      expect(result.literal).toEqual(["t3"])
+      expect(result).toMatchObject({ removed: true, again: false, after: ["t2"], head: 0, events: [], others: 2 })
+      expect(result.summary._tag).toBe("None")
+    })
+
     test("openSessions answers the sessions in the given phases, following each append's summary", async () => {
       const result = await run(Effect.gen(function*() {
         const store = yield* EventStore

@@ -146,7 +146,7 @@ export const makeApi = (creations: CreationLimit) =>
     const copies = yield* Effect.makeSemaphore(MAX_CONCURRENT_COPIES)
     // Path pattern → methods, filled by `on`: the one list the routes and the 405's Allow are made from.
     const methods = new Map<string, Array<string>>()
-    const on = <E1, R1>(method: "GET" | "POST", path: `/${string}`, handler: HttpRouter.Route.Handler<E1, R1>) => {
+    const on = <E1, R1>(method: "GET" | "POST" | "DELETE", path: `/${string}`, handler: HttpRouter.Route.Handler<E1, R1>) => {
       methods.set(path, [...(methods.get(path) ?? []), method])
       return HttpRouter.route(method)(path, handler)
     }
@@ -192,7 +192,7 @@ export const makeApi = (creations: CreationLimit) =>
           const found = yield* store.listSessions({
             limit: limit + 1,
             ...(query.before ? { before: query.before } : {}),
-            ...(query.q !== undefined && query.q !== "" ? { title: query.q } : {})
+            ...(query.q !== undefined && query.q !== "" ? { text: query.q } : {})
           })
           const sessions = found.slice(0, limit)
           const last = sessions.at(-1)
@@ -223,6 +223,19 @@ export const makeApi = (creations: CreationLimit) =>
             contentType: "application/x-ndjson",
             headers: { "content-disposition": `attachment; filename="tape-${id}.jsonl"` }
           })
+        })
+      ),
+      on(
+        "DELETE",
+        "/api/sessions/:id",
+        Effect.gen(function* () {
+          const { id } = yield* HttpRouter.schemaPathParams(SessionParam)
+          const writer = yield* SessionWriter
+          const removed = yield* Effect.either(writer.remove(id))
+          if (Either.isRight(removed)) return HttpServerResponse.empty({ status: 204 })
+          const e = removed.left
+          if (e._tag === "StoreError") return yield* e
+          return problem(e.code === "unknown_session" ? 404 : 409, e.code, e.message)
         })
       ),
       on(

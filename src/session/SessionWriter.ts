@@ -54,6 +54,12 @@ export interface SessionWriterShape {
    * (so it never sees unstored events). `f` must not keep references. For the reaper and tests, never for runners.
    */
   readonly inspect: <A>(session: string, f: (s: SessionState) => A) => Effect.Effect<A, Rejection | StoreError>
+  /**
+   * Deletes a session that runs nothing (a user's delete): its tape and summary leave the store and its state leaves
+   * memory; inputs still queued for it are refused as unknown. A session with a turn or call in flight is refused
+   * (`busy`): stop it first.
+   */
+  readonly remove: (session: string) => Effect.Effect<void, Rejection | StoreError>
   /** Reports for turns or calls no longer active, dropped since start (rule 5). */
   readonly droppedReports: () => number
   /** Drops idle sessions' state from memory (it is reloaded from the store on next use). */
@@ -433,6 +439,42 @@ export const make = Effect.gen(function* () {
       return yield* e.lock.withPermits(1)(Effect.zipRight(catchUp(session, e), Effect.sync(() => f(e.state))))
     })
 
+  /**
+   * Takes an entry out of memory: its drain fiber stops. An input that slipped into its queue meanwhile is refused
+   * when the session is gone, or queued again on a fresh entry when it was only evicted.
+   */
+  const forget = (session: string, entry: Entry, gone: boolean) =>
+    Effect.gen(function* () {
+      entry.evicted = true
+      entries.delete(session)
+      live.delete(session)
+      if (entry.fiber) yield* Fiber.interrupt(entry.fiber)
+      for (const p of yield* Queue.takeAll(entry.queue)) {
+        if (gone) {
+          if (p.done) yield* Deferred.fail(p.done, unknown(session))
+        } else {
+          yield* liveEntry(session).pipe(
+            Effect.flatMap((fresh) => Queue.offer(fresh.queue, p)),
+            Effect.catchAll((e) => (p.done ? Deferred.fail(p.done, e) : Effect.void))
+          )
+        }
+      }
+    })
+
+  const remove = Effect.fn("SessionWriter.remove")(function* (session: string) {
+    const entry = yield* liveEntry(session)
+    yield* entry.lock.withPermits(1)(
+      Effect.gen(function* () {
+        yield* catchUp(session, entry)
+        if (isBusy(entry.state)) {
+          return yield* new Rejection({ code: "busy", message: "the session is running a turn or a tool call, or waits for an approval: stop it first" })
+        }
+        yield* store.remove(session)
+      })
+    )
+    yield* forget(session, entry, true)
+  })
+
   const evictIdle = (olderThanMs: number) =>
     Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
@@ -443,16 +485,13 @@ export const make = Effect.gen(function* () {
         // A batch being decided or appended is not in the queue any more: leave that session alone. A session with a
         // turn or tool call in flight will be written again soon: keep it too.
         if (entry.busy || isBusy(entry.state)) continue
-        entry.evicted = true
-        entries.delete(session)
-        live.delete(session)
-        if (entry.fiber) yield* Fiber.interrupt(entry.fiber)
+        yield* forget(session, entry, false)
         n++
       }
       return n
     })
 
-  return SessionWriter.of({ submit, offer, report, create, adopt, inspect, droppedReports: () => dropped, evictIdle })
+  return SessionWriter.of({ submit, offer, report, create, adopt, inspect, remove, droppedReports: () => dropped, evictIdle })
 })
 
 export const layer = Layer.scoped(SessionWriter, make)

@@ -46,6 +46,8 @@ export interface ListSessionsOptions {
   readonly before?: SessionCursor
   /** Only sessions whose title contains this text (case-insensitive for ASCII letters; `%` and `_` are literal). */
   readonly title?: string
+  /** Only sessions whose title or one of whose user messages contains this text (same matching as `title`). */
+  readonly text?: string
 }
 
 /** The interface every EventStore layer implements (memory, SQLite, PostgreSQL). */
@@ -77,6 +79,11 @@ export interface EventStoreShape {
    * `(updated_at, session)` index, reading only the page.
    */
   readonly listSessions: (options?: ListSessionsOptions) => Effect.Effect<ReadonlyArray<SessionSummary>, StoreError>
+  /**
+   * Removes a session's tape and summary for good (the user deleted it); false when there was none. Forks of it keep
+   * their own copies. Nothing else is touched.
+   */
+  readonly remove: (session: string) => Effect.Effect<boolean, StoreError>
   /** Every session id that has a summary row. */
   readonly sessionIds: () => Effect.Effect<ReadonlyArray<string>, StoreError>
 }

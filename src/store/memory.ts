@@ -55,12 +55,21 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.sync(() => {
       Effect.sync(() => {
         const { before, limit } = options
         const title = options.title?.toLowerCase()
+        const text = options.text?.toLowerCase()
+        const said = (session: string, t: string) =>
+          (tapes.get(session) ?? []).some((e) => (e.type === "UserMessageAdded" || e.type === "UserMessageQueued") && e.text.toLowerCase().includes(t))
         const page = [...summaries.values()]
           .filter((s) => before === undefined || s.updatedAt < before.updatedAt || (s.updatedAt === before.updatedAt && s.session > before.session))
           .filter((s) => title === undefined || s.title.toLowerCase().includes(title))
+          .filter((s) => text === undefined || s.title.toLowerCase().includes(text) || said(s.session, text))
           .sort(byUpdated)
         return limit === undefined ? page : page.slice(0, Math.max(0, Math.floor(limit)))
       }).pipe(Effect.withSpan("EventStore.listSessions")),
+    remove: (session) =>
+      Effect.sync(() => {
+        const had = tapes.delete(session)
+        return summaries.delete(session) || had
+      }).pipe(Effect.withSpan("EventStore.remove")),
     sessionIds: () => Effect.sync(() => [...summaries.keys()]).pipe(Effect.withSpan("EventStore.sessionIds"))
   } satisfies EventStoreShape
 })

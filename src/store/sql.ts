@@ -148,14 +148,19 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
     })
 
     const listSessions = Effect.fn("EventStore.listSessions")(function*(options: ListSessionsOptions = {}) {
-      const { before, limit, title } = options
+      const { before, limit, title, text } = options
       const after = before === undefined
         ? sql``
         : sql`AND (updated_at < ${before.updatedAt} OR (updated_at = ${before.updatedAt} AND session > ${before.session}))`
       const search = title === undefined ? sql`` : sql`AND LOWER(title) LIKE ${containsPattern(title)} ESCAPE '\\'`
+      // A user message's text sits JSON-encoded in its payload; plain words match there as they are.
+      const said = text === undefined
+        ? sql``
+        : sql`AND (LOWER(title) LIKE ${containsPattern(text)} ESCAPE '\\' OR EXISTS (SELECT 1 FROM events e WHERE e.session = sessions.session
+            AND e.type IN ('UserMessageAdded', 'UserMessageQueued') AND LOWER(e.payload) LIKE ${containsPattern(text)} ESCAPE '\\'))`
       const page = limit === undefined ? sql`` : sql`LIMIT ${Math.max(0, Math.floor(limit))}`
       const rows = yield* sql<{ readonly session: string; readonly summary: string }>`SELECT session, summary
-        FROM sessions WHERE 1 = 1 ${after} ${search} ORDER BY updated_at DESC, session ASC ${page}`.pipe(
+        FROM sessions WHERE 1 = 1 ${after} ${search} ${said} ORDER BY updated_at DESC, session ASC ${page}`.pipe(
         Effect.mapError(storeError("listing sessions failed"))
       )
       const out: Array<SessionSummary> = []
@@ -179,5 +184,15 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
       return rows.map((row) => row.session) as ReadonlyArray<string>
     })
 
-    return { append, read, head, summary: summaryOf, openSessions, listSessions, sessionIds } satisfies EventStoreShape
+    const remove = Effect.fn("EventStore.remove")(function*(session: string) {
+      const gone = yield* sql.withTransaction(
+        Effect.gen(function*() {
+          yield* sql`DELETE FROM events WHERE session = ${session}`
+          return yield* sql<{ readonly session: string }>`DELETE FROM sessions WHERE session = ${session} RETURNING session`
+        })
+      ).pipe(Effect.mapError(storeError(`delete of ${session} failed`, { session })))
+      return gone.length > 0
+    })
+
+    return { append, read, head, summary: summaryOf, openSessions, listSessions, remove, sessionIds } satisfies EventStoreShape
   })
