@@ -58,26 +58,29 @@ export class McpConfigError extends Data.TaggedError("McpConfigError")<{
 /** Server names: what is safe inside a tool name, without `__` so `mcp__<server>__<tool>` stays unambiguous. */
 export const serverNamePattern = /^[A-Za-z0-9_-]{1,32}$/
 
-const Policy = Schema.Literal("ask", "auto").annotations({ message: () => `must be "ask" or "auto"` })
+// Exact optionals: JSON has no undefined, and a union with it would hide the messages below.
+const exact = { exact: true } as const
+// `override`: a union's own message, not its members'.
+const Policy = Schema.Literal("ask", "auto").annotations({ message: () => ({ message: `must be "ask" or "auto"`, override: true }) })
 const StringMap = Schema.Record({ key: Schema.String, value: Schema.String })
 const common = {
-  policy: Schema.optional(Policy),
-  tools: Schema.optional(Schema.Array(Schema.String)),
-  timeoutMs: Schema.optional(
+  policy: Schema.optionalWith(Policy, exact),
+  tools: Schema.optionalWith(Schema.Array(Schema.String), exact),
+  timeoutMs: Schema.optionalWith(
     Schema.Int.pipe(Schema.between(1, 86_400_000)).annotations({
       message: () => "must be a whole number of milliseconds between 1 and 86400000"
     })
-  ),
+  , exact),
   // Other MCP clients' files carry these; `disabled: true` drops the entry.
-  disabled: Schema.optional(Schema.Boolean)
+  disabled: Schema.optionalWith(Schema.Boolean, exact)
 }
 
 const StdioEntry = Schema.Struct({
-  type: Schema.optional(Schema.Literal("stdio")),
+  type: Schema.optionalWith(Schema.Literal("stdio"), exact),
   command: Schema.String.pipe(Schema.minLength(1)).annotations({ message: () => "must be a non-empty string" }),
-  args: Schema.optional(Schema.Array(Schema.String)),
-  env: Schema.optional(StringMap),
-  cwd: Schema.optional(Schema.String),
+  args: Schema.optionalWith(Schema.Array(Schema.String), exact),
+  env: Schema.optionalWith(StringMap, exact),
+  cwd: Schema.optionalWith(Schema.String, exact),
   ...common
 })
 
@@ -88,21 +91,25 @@ const HttpUrl = Schema.String.pipe(
 )
 
 const HttpEntry = Schema.Struct({
-  type: Schema.optional(
+  type: Schema.optionalWith(
     Schema.Literal("http", "streamable-http", "streamableHttp").annotations({
-      message: () => `must be "http" (Streamable HTTP); the older SSE transport is not supported`
+      message: () => ({ message: `must be "http" (Streamable HTTP); the older SSE transport is not supported`, override: true })
     })
-  ),
+  , exact),
   url: HttpUrl,
-  headers: Schema.optional(StringMap),
+  headers: Schema.optionalWith(StringMap, exact),
   ...common
 })
 
-const issuesOf = (error: ParseResult.ParseError, prefix: string) =>
-  ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
-    key: [prefix, ...issue.path.map(String)].join("."),
-    problem: issue.message
-  }))
+// One problem per key: a union reports each of its members, the first says enough.
+const issuesOf = (error: ParseResult.ParseError, prefix: string) => {
+  const byKey = new Map<string, string>()
+  for (const issue of ParseResult.ArrayFormatter.formatErrorSync(error)) {
+    const key = [prefix, ...issue.path.map(String)].join(".")
+    if (!byKey.has(key)) byKey.set(key, issue.message)
+  }
+  return [...byKey].map(([key, problem]) => ({ key, problem }))
+}
 
 const isRecord = (u: unknown): u is Readonly<Record<string, unknown>> => typeof u === "object" && u !== null && !Array.isArray(u)
 

@@ -120,14 +120,17 @@ export interface SchemaCompiler {
   readonly compile: (schema: JsonObject) => Either.Either<ArgsValidator, string>
 }
 
-/** A fresh compiler: Ajv without remote refs, formats, defaults, coercion or logging, with the pattern guard. */
+/**
+ * A fresh compiler: Ajv without remote refs, formats, defaults, coercion or logging, with the pattern guard. Schemas
+ * register their `$id` in it (a root `$ref: "#"` needs that), so two tools of one listing with the same `$id` leave
+ * the second out.
+ */
 export const makeSchemaCompiler = (bounds: JsonBounds): SchemaCompiler => {
   const ajv = new Ajv({
     strict: false,
     validateSchema: false,
     validateFormats: false,
     allErrors: false,
-    addUsedSchema: false,
     useDefaults: false,
     coerceTypes: false,
     removeAdditional: false,

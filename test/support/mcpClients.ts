@@ -51,3 +51,9 @@ export const fastLimits = (overrides: Parameters<typeof mcpLimits>[0] = {}) =>
     ...overrides,
     restart: { base: "20 millis", max: "200 millis", attempts: 20, stableAfter: "1 minute", ...overrides.restart }
   })
+
+/** Answers once the test server `server` saw a cancellation (its await_cancelled tool); fails if it never does. */
+export const serverSawCancel = (mcp: McpClientsShape, server: string) =>
+  mcp.call(`mcp__${server}__await_cancelled`, {}).pipe(
+    Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error(`MCP server ${server} never saw a cancellation`) })
+  )
