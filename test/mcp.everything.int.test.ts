@@ -103,3 +103,24 @@ describe("server-everything over stdio", () => {
     expect(statusOf(catalogue, "everything").state).toBe("ready")
   })
 })
+
+describe("server-everything's environment", () => {
+  test("a stdio server gets its configured env on a minimal inherited one, not our secrets", async () => {
+    process.env.TAPE_TEST_SECRET = "do-not-pass-on"
+    try {
+      const server = { ...everything(), env: { GREETING: "hi" } }
+      const result = await withClients([server], fastLimits(), (mcp) =>
+        Effect.gen(function* () {
+          yield* waitState(mcp, "everything", "ready")
+          return yield* mcp.call("mcp__everything__get-env", {})
+        })
+      )
+      const env = JSON.parse(result.text) as Record<string, string>
+      expect(env.GREETING).toBe("hi")
+      expect(env.TAPE_TEST_SECRET).toBeUndefined()
+      expect(env.PATH).toBeDefined()
+    } finally {
+      delete process.env.TAPE_TEST_SECRET
+    }
+  })
+})

@@ -2,18 +2,25 @@
  * Test support for McpClients: runs a body against real servers in a scope of its own (closing it stops every
  * server process), and waits on the catalogue's changes instead of sleeping.
  */
-import { Duration, Effect, Option, Stream } from "effect"
+import { Duration, Effect, Option, Stream, TestContext } from "effect"
 import type { McpServerConfig, McpStdioServer } from "../../src/mcp/config.ts"
 import { type McpLimits, mcpLimits } from "../../src/mcp/limits.ts"
 import { type McpCatalogue, type McpClientsShape, type McpServerStatus, make } from "../../src/mcp/McpClients.ts"
 import { serverScript } from "./mcpServer.ts"
 
-/** Runs `body` with clients of `servers`; everything is closed afterwards, whatever happened. */
+/**
+ * Runs `body` with clients of `servers`; everything is closed afterwards, whatever happened. With `testClock`, the
+ * clients' time (back-off, refresh interval, time limits) is the TestClock's, moved by `TestClock.adjust` only.
+ */
 export const withClients = <A, E>(
   servers: ReadonlyArray<McpServerConfig>,
   limits: McpLimits,
-  body: (mcp: McpClientsShape) => Effect.Effect<A, E>
-): Promise<A> => Effect.runPromise(Effect.scoped(Effect.flatMap(make(servers, limits), body)))
+  body: (mcp: McpClientsShape) => Effect.Effect<A, E>,
+  options: { readonly testClock?: boolean } = {}
+): Promise<A> => {
+  const program = Effect.scoped(Effect.flatMap(make(servers, limits), body))
+  return Effect.runPromise(options.testClock === true ? Effect.provide(program, TestContext.TestContext) : program)
+}
 
 /** The first catalogue for which `ok` holds; fails (does not hang) if none comes within `within`. */
 export const waitFor = (mcp: McpClientsShape, what: string, ok: (catalogue: McpCatalogue) => boolean, within: Duration.DurationInput = "30 seconds") =>

@@ -74,6 +74,12 @@ const baseTools: ReadonlyArray<Tool> = [
   { name: "fail", description: "Answers with isError", inputSchema: object({}) },
   { name: "weather", description: "Text and structured content", inputSchema: object({ city: { type: "string" } }, ["city"]) },
   { name: "flood", description: "Sends count tools/list_changed, then adds `late`", inputSchema: object({ count: { type: "number" } }, ["count"]) },
+  { name: "trickle", description: "Sends tools/list_changed every ms for ms milliseconds, then adds `late`", inputSchema: object({ ms: { type: "number" } }, ["ms"]) },
+  {
+    name: "await_list",
+    description: "Answers once tools/list was called count times, or after ms without that",
+    inputSchema: object({ count: { type: "number" }, ms: { type: "number" } }, ["count", "ms"])
+  },
   { name: "stats", description: "What the server saw", inputSchema: object({}) }
 ]
 
@@ -108,6 +114,7 @@ export const makeServer = (state: TestServerState, options: TestServerOptions = 
   const server = new Server({ name: "agent-tape-test-server", version: "1.0.0" }, { capabilities: { tools: { listChanged: true } } })
   server.setRequestHandler(ListToolsRequestSchema, (): ListToolsResult => {
     state.listCalls++
+    changed(state)
     if (options.exitAfterList === true) setTimeout(() => process.exit(4), 0)
     const extra = Array.from({ length: options.extraTools ?? 0 }, (_, i): Tool => ({ name: `t${i}`, inputSchema: object({}) }))
     const late: Array<Tool> = state.late ? [{ name: "late", description: "Added by flood", inputSchema: object({}) }] : []
@@ -160,6 +167,28 @@ export const makeServer = (state: TestServerState, options: TestServerOptions = 
         state.late = true
         await server.sendToolListChanged()
         return text("flooded")
+      }
+      case "trickle": {
+        const until = Date.now() + Number(args.ms)
+        await new Promise<void>((done) => {
+          const timer = setInterval(() => {
+            void server.sendToolListChanged()
+            if (Date.now() < until) return
+            clearInterval(timer)
+            done()
+          }, 1)
+        })
+        state.late = true
+        await server.sendToolListChanged()
+        return text("trickled")
+      }
+      case "await_list": {
+        const count = Number(args.count)
+        const listed = await Promise.race([
+          until(state, () => state.listCalls >= count).then(() => true),
+          new Promise<boolean>((done) => setTimeout(() => done(false), Number(args.ms)))
+        ])
+        return text(`${listed ? "listed" : "not listed"}: ${state.listCalls}`)
       }
       case "stats":
         return text(JSON.stringify({ listCalls: state.listCalls, started: state.started, cancelled: state.cancelled }))
