@@ -133,9 +133,13 @@ export const make = (
     const catalogue = yield* SubscriptionRef.make(initial)
     let latest = initial
     let byName = new Map<string, McpTool>()
-    const lives = new Map<string, SubscriptionRef.SubscriptionRef<Live>>()
-    for (const server of servers) lives.set(server.name, yield* SubscriptionRef.make<Live>(down))
-    const configs = new Map(servers.map((server) => [server.name, server]))
+    /** Each server's config with whether calls can go to it now. */
+    interface Runtime {
+      readonly config: McpServerConfig
+      readonly live: SubscriptionRef.SubscriptionRef<Live>
+    }
+    const runtimes = new Map<string, Runtime>()
+    for (const config of servers) runtimes.set(config.name, { config, live: yield* SubscriptionRef.make<Live>(down) })
 
     /** Replaces one server's status fields and, when given, its tools. */
     const publish = (server: string, status: StatusPatch, tools?: ReadonlyArray<McpTool>) =>
@@ -203,9 +207,8 @@ export const make = (
       )
 
     /** Keeps one server connected: restarts with exponential back-off and jitter, capped, until given up. */
-    const supervise = (config: McpServerConfig) =>
+    const supervise = ({ config, live }: Runtime) =>
       Effect.gen(function* () {
-        const live = lives.get(config.name)!
         let everReady = false
         const schedule = Schedule.exponential(limits.restart.base, 2).pipe(
           Schedule.jittered,
@@ -244,7 +247,7 @@ export const make = (
           Effect.zipRight(
             Effect.logError(`MCP server "${config.name}": its supervisor stopped`, cause),
             Effect.zipRight(
-              SubscriptionRef.set(lives.get(config.name)!, { _tag: "gone", error: "internal error" }),
+              SubscriptionRef.set(live, { _tag: "gone", error: "internal error" }),
               publish(config.name, { state: "failed", error: "internal error (see the log)" }, [])
             )
           )
@@ -253,10 +256,10 @@ export const make = (
       )
 
     const supervisors = yield* FiberMap.make<string>()
-    for (const server of servers) yield* FiberMap.run(supervisors, server.name, supervise(server))
+    for (const runtime of runtimes.values()) yield* FiberMap.run(supervisors, runtime.config.name, supervise(runtime))
 
-    const awaitConnection = (server: McpServerConfig, tool: string) =>
-      lives.get(server.name)!.changes.pipe(
+    const awaitConnection = ({ config: server, live }: Runtime, tool: string) =>
+      live.changes.pipe(
         Stream.filter((live) => live._tag !== "down"),
         Stream.runHead,
         Effect.flatMap((live) =>
@@ -274,16 +277,17 @@ export const make = (
 
     const call = Effect.fn("McpClients.call")(function* (name: string, args: unknown) {
       const tool = byName.get(name)
+      const runtime = tool === undefined ? undefined : runtimes.get(tool.server)
       const fail = (server: string, reason: "unknown_tool" | "invalid_args", message: string) =>
         new McpCallError({ server, tool: name, reason, mayHaveRun: false, message })
-      if (tool === undefined) return yield* fail("", "unknown_tool", `unknown MCP tool ${JSON.stringify(name)}`)
-      const server = configs.get(tool.server)!
+      if (tool === undefined || runtime === undefined) return yield* fail("", "unknown_tool", `unknown MCP tool ${JSON.stringify(name)}`)
+      const server = runtime.config
       const checked = tool.validate(args)
       if (Either.isLeft(checked)) return yield* fail(server.name, "invalid_args", `invalid args for ${name}: ${checked.left}`)
       const timeout = Duration.millis(server.timeoutMs ?? Duration.toMillis(limits.callTimeout))
       let sent = false
       return yield* Effect.gen(function* () {
-        const connection = yield* awaitConnection(server, name)
+        const connection = yield* awaitConnection(runtime, name)
         const answer = yield* connection
           .callTool(tool.tool, checked.right, { backstopMs: Duration.toMillis(timeout) + 1000, onSent: () => (sent = true) })
           .pipe(

@@ -23,8 +23,8 @@ export const isJsonObject = (u: unknown): u is JsonObject => typeof u === "objec
 export const jsonProblem = (value: unknown, bounds: JsonBounds): string | undefined => {
   const stack: Array<readonly [unknown, number]> = [[value, 0]]
   let nodes = 0
-  while (stack.length > 0) {
-    const [current, depth] = stack.pop()!
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const [current, depth] = item
     // Every node costs at least one character, so this bounds the walk before JSON.stringify runs.
     if (++nodes > bounds.maxChars) return `longer than ${bounds.maxChars} characters`
     if (typeof current !== "object" || current === null) continue
