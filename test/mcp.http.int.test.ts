@@ -100,6 +100,23 @@ describe("a Streamable HTTP MCP server", () => {
     }
   })
 
+  test("a server that forgot our session answers 404: the call did not run, and a new session is made", async () => {
+    const result = await withServer({}, (server) =>
+      withClients([entry(server.url)], fastLimits(), (mcp) =>
+        Effect.gen(function* () {
+          yield* waitState(mcp, "web", "ready")
+          server.forget()
+          const error = yield* Effect.flip(mcp.call("mcp__web__echo", { message: "lost" }))
+          yield* waitFor(mcp, "web ready again", (c) => statusOf(c, "web").state === "ready" && statusOf(c, "web").restarts >= 1)
+          return { error, echo: yield* mcp.call("mcp__web__echo", { message: "new session" }) }
+        })
+      )
+    )
+    expect(result.error).toMatchObject({ reason: "server_error", mayHaveRun: false })
+    expect(result.error.message).toContain("HTTP 404")
+    expect(result.echo.text).toBe("echo: new session")
+  })
+
   test("an answer over the message limit ends the connection, and the server is reconnected", async () => {
     const result = await withServer({}, (server) =>
       withClients([entry(server.url)], fastLimits({ maxMessageBytes: 64 * 1024 }), (mcp) =>

@@ -206,6 +206,8 @@ export interface HttpTestServer {
   readonly state: TestServerState
   /** Stops listening and drops every open connection (as if the server died). */
   readonly stop: () => Promise<void>
+  /** Forgets every session (as a restarted server would); requests for them get 404. */
+  readonly forget: () => void
 }
 
 export const serveHttp = (state: TestServerState, options: TestServerOptions & { readonly port?: number } = {}): HttpTestServer => {
@@ -234,7 +236,8 @@ export const serveHttp = (state: TestServerState, options: TestServerOptions & {
     stop: async () => {
       await bun.stop(true)
       sessions.clear()
-    }
+    },
+    forget: () => sessions.clear()
   }
 }
 
