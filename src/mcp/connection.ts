@@ -210,10 +210,18 @@ export const boundedFetch =
       if (!ours()) onLost(`cannot reach the server: ${messageOf(error)}`)
       throw error
     })
-    // Streamable HTTP: 404 for a request with a session id means the server no longer knows the session.
-    if (response.status === 404 && new Headers(init?.headers).has("mcp-session-id")) onLost("the server no longer knows our session (HTTP 404)")
+    // Streamable HTTP: 404 for a request with a session id means the server no longer knows the session. Reported
+    // once the SDK has read this answer and failed its request with the 404 (so it did not run): after the body is
+    // read, on a later task, so that closing the connection does not turn that answer into a disconnect.
+    const forgotten =
+      response.status === 404 && new Headers(init?.headers).has("mcp-session-id")
+        ? () => void setTimeout(() => onLost("the server no longer knows our session (HTTP 404)"), 0)
+        : undefined
     const body = response.body
-    if (body === null) return response
+    if (body === null) {
+      forgotten?.()
+      return response
+    }
     const eventStream = (response.headers.get("content-type") ?? "").toLowerCase().includes("text/event-stream")
     const reader = body.getReader()
     let size = 0
@@ -226,7 +234,10 @@ export const boundedFetch =
           return undefined
         })
         if (next === undefined) return
-        if (next.done) return controller.close()
+        if (next.done) {
+          forgotten?.()
+          return controller.close()
+        }
         const chunk = next.value
         if (eventStream) {
           // The size of one event: bytes since the last blank line.
@@ -247,7 +258,10 @@ export const boundedFetch =
         }
         controller.enqueue(chunk)
       },
-      cancel: (reason) => reader.cancel(reason)
+      cancel: (reason) => {
+        forgotten?.()
+        return reader.cancel(reason)
+      }
     })
     return new Response(bounded, { status: response.status, statusText: response.statusText, headers: response.headers })
   }
