@@ -9,6 +9,7 @@ import { Leases } from "../cluster/Leases.ts"
 import { Bus } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { ToolCatalogue } from "../tools/catalogue.ts"
+import { builtinParameters } from "./builtinTools.ts"
 import { LlmClient } from "./LlmClient.ts"
 
 const key = (session: string, turnId: string) => `${session}\u0000${turnId}`
@@ -26,8 +27,10 @@ export const make = Effect.gen(function* () {
       // While this process streams the turn it holds a lease; if it dies, another process closes the turn.
       yield* leases.hold("turn", session, turnId)
       const memory = yield* writer.inspect(session, (s) => promptFor(s, turnId))
-      const tools = catalogue.specs().map(({ name, description, argsDoc }) => ({ name, description, argsDoc }))
-      yield* llm.stream({ memory, tools, turnId }).pipe(
+      const tools = catalogue.specs().map(({ name, description }) => ({ name, description, parameters: builtinParameters(name) }))
+      // Interim until the writer counts it: the earlier model turns are the assistant messages of the turn's prompt.
+      const modelTurn = memory.messages.filter((m) => m.role === "assistant").length
+      yield* llm.stream({ memory, tools, turnId, modelTurn }).pipe(
         Stream.runForEach((chunk) =>
           Effect.gen(function* () {
             switch (chunk.type) {
