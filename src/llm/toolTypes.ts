@@ -22,9 +22,9 @@ export interface ToolOffer {
 
 /** How far a schema is followed; past this, a value is any JSON (the tool's own check still judges it). */
 const MAX_DEPTH = 8
-/** Classes and properties built for one call at most; a tool past them is offered through OtherToolCall only. */
-const MAX_CLASSES = 256
-const MAX_PROPERTIES = 2048
+/** Classes and properties built for one tool at most; a tool past them is offered through OtherToolCall only. */
+const MAX_CLASSES = 64
+const MAX_PROPERTIES = 512
 /** Enum values turned into literals at most; a longer enum is a plain string (or number). */
 const MAX_ENUM = 64
 
@@ -51,6 +51,9 @@ const makeBuilder = (tb: TypeBuilder) => {
   // Any JSON value: the JsonValue alias of chat.baml, reached through a holder class (constant source text).
   tb.addBaml("class ToolArgAnyHolder {\n  value JsonValue\n}")
   const any: FieldType = tb.__tb().getClass("ToolArgAnyHolder").property("value").getType()
+  /** Names every class apart (across tools). */
+  let names = 0
+  /** What the tool being built has used. */
   let classes = 0
   let properties = 0
 
@@ -66,7 +69,7 @@ const makeBuilder = (tb: TypeBuilder) => {
 
   const objectClass = (schema: JsonSchema, props: { readonly [key: string]: unknown }, ctx: Context): FieldType => {
     if (++classes > MAX_CLASSES) throw new Unsupported("too many classes")
-    const cls = tb.addClass(`${ctx.prefix}${classes}`)
+    const cls = tb.addClass(`${ctx.prefix}${++names}`)
     const required = new Set(Array.isArray(schema["required"]) ? schema["required"].filter((r): r is string => typeof r === "string") : [])
     for (const [name, sub] of Object.entries(props)) {
       if (!PROPERTY_NAME.test(name)) throw new Unsupported(`property name ${JSON.stringify(name)}`)
@@ -152,6 +155,8 @@ const makeBuilder = (tb: TypeBuilder) => {
   /** The call class of one tool, or undefined when the tool is offered through OtherToolCall only. */
   const callClass = (tool: ToolOffer, index: number): FieldType | undefined => {
     if (!TOOL_NAME.test(tool.name)) return undefined
+    classes = 0
+    properties = 0
     try {
       const ctx: Context = { root: tool.parameters, prefix: `Tool${index}Args`, depth: 0, refs: new Set() }
       const args = field(tool.parameters, ctx)
@@ -164,7 +169,7 @@ const makeBuilder = (tb: TypeBuilder) => {
       return call.type()
     } catch (error) {
       if (!(error instanceof Unsupported)) throw error
-      // Classes already added for this tool stay, unused, and count: one hostile schema cannot make the work unbounded.
+      // Classes already added for this tool stay, unused: at most the per-tool limits, so the work stays bounded.
       return undefined
     }
   }
