@@ -333,11 +333,15 @@ describe("provider faults (TestClock)", () => {
 
   test("a connection dropped mid-stream is retried after the policy's pause; the text arrives once, exactly", async () => {
     const full = openAiEvents(REPLY, { chunkChars: 3, usage: { input: 1, output: 2 } })
+    // The cut comes once the client has streamed text of the first attempt, so the retry has text to replay.
+    const cut = Promise.withResolvers<void>()
     await withFake(
-      (n) => (n === 1 ? { steps: [{ write: full.slice(0, Math.floor(full.length / 2)) }, { drop: true }] } : { steps: split(full, 40) }),
+      (n) => (n === 1 ? { steps: [{ write: full.slice(0, Math.floor(full.length / 2)) }, { drop: true, after: cut.promise }] } : { steps: split(full, 40) }),
       async (fake) => {
-        const chunks = await onTestClock(openAiEnv(fake.url), ({ fiber }) =>
+        const chunks = await onTestClock(openAiEnv(fake.url), ({ fiber, firstDelta }) =>
           Effect.gen(function* () {
+            yield* Deferred.await(firstDelta)
+            cut.resolve()
             yield* untilSeen(fake, (r) => r[0]?.closed !== undefined)
             yield* armed(300)
             yield* TestClock.adjust(300)
@@ -369,6 +373,19 @@ describe("provider faults (TestClock)", () => {
 })
 
 describe("request details", () => {
+  test("a provider that keeps the connection open after message_stop: the reply is complete there, not at the idle timeout", async () => {
+    await withFake(
+      () => ({ steps: [{ write: anthropicEvents(REPLY, { usage: { input: 3, output: 4 } }) }, { stall: true }] }),
+      async (fake) => {
+        const chunks = await onTestClock(anthropicEnv(fake.url), ({ fiber }) => Fiber.join(fiber))
+        expect(textOf(chunks)).toBe(TEXT)
+        expect(chunks.at(-1)).toEqual({ type: "done", usage: { inputTokens: 3, outputTokens: 4 } })
+        await fake.until((r) => r[0]?.closed !== undefined)
+        expect(fake.requests[0]?.closed?.outcome).toBe("aborted")
+      }
+    )
+  }, 10_000)
+
   test("an OpenAI-compatible server refusing stream_options gets BAML's body; a 503 is retried; no usage chunk, no usage", async () => {
     await withFake(
       (n, body) =>

@@ -12,8 +12,8 @@ export type Step =
   | { readonly write: string | Uint8Array }
   /** Send nothing more and keep the connection open (until the client goes away). */
   | { readonly stall: true }
-  /** Cut the connection. */
-  | { readonly drop: true }
+  /** Cut the connection (once `after` resolves, e.g. when the client has shown what came before). */
+  | { readonly drop: true; readonly after?: Promise<unknown> }
   /** `chunk` again and again, `bytes` in all, as fast as the client reads (its own backpressure). */
   | { readonly flood: { readonly chunk: string; readonly bytes: number } }
   /** `chunk` every `everyMs`, for ever (a slow reply that never ends). */
@@ -105,10 +105,11 @@ export const startFake = (plan: (n: number, body: Record<string, unknown>) => Pl
                 })
               }
               if ("drop" in s) {
-                close("dropped")
-                // Erroring the body resets the connection; `undefined` keeps Bun from printing it as a crash.
-                controller.error(undefined)
-                return
+                return Promise.resolve(s.after).then(() => {
+                  close("dropped")
+                  // Erroring the body resets the connection; `undefined` keeps Bun from printing it as a crash.
+                  controller.error(undefined)
+                })
               }
               if (flooded < s.flood.bytes) {
                 const bytes = encoder.encode(s.flood.chunk)
