@@ -273,3 +273,31 @@ describe("LlmClient (model choices and limits)", () => {
     }
   })
 })
+
+describe("the in-process endpoint (scripted)", () => {
+  test("a request without a valid x-tape-model-turn header gets a 400 that says so, and plays nothing", async () => {
+    const script: Script = { turns: [{ text: "only one" }] }
+    const { statuses, events } = await run(
+      LlmClient.layerScripted(script),
+      Effect.gen(function* () {
+        const endpoint = yield* OfflineEndpoint
+        const post = (headers: Record<string, string>) =>
+          Effect.promise(() =>
+            fetch(`${endpoint.baseUrl}/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ messages: [], stream: true }) }).then(
+              async (r) => [r.status, await r.text()] as const
+            )
+          )
+        const statuses = []
+        for (const value of [undefined, "", "-1", "1e3", "01", "2.5", "9999999999", "0x1"]) {
+          statuses.push(yield* post(value === undefined ? {} : { "x-tape-model-turn": value }))
+        }
+        return { statuses, events: endpoint.events() }
+      })
+    )
+    for (const [status, body] of statuses) {
+      expect(status).toBe(400)
+      expect(body).toContain("x-tape-model-turn")
+    }
+    expect(events.flatMap((e) => (e.type === "request" ? [e.entry] : []))).toEqual(statuses.map(() => undefined))
+  })
+})
