@@ -8,7 +8,7 @@ import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/
 import { Clock, Data, Duration, Effect, Mailbox, Stream } from "effect"
 import { policySchedule, type RetryPolicy } from "./retryPolicy.ts"
 import type { ClientSpec } from "./provider.ts"
-import { anthropicPieces, makeSseDecoder, openAiPieces, type SseEvent, type StreamPiece, type TokenUsage } from "./sse.ts"
+import { anthropicPieces, makeSseDecoder, openAiPieces, type SseEvent, type TokenUsage } from "./sse.ts"
 
 /** The stream formats read here. */
 export type Dialect = "openai" | "anthropic"
@@ -232,7 +232,7 @@ export const streamProvider = (
           const take = (events: ReadonlyArray<SseEvent>): Effect.Effect<boolean, StreamRequestError> => {
             const pieces: Array<ProviderPiece> = []
             for (const event of events) {
-              for (const piece of read(event) as ReadonlyArray<StreamPiece>) {
+              for (const piece of read(event)) {
                 switch (piece.type) {
                   case "text":
                   case "usage":
