@@ -2,21 +2,23 @@
 import { describe, expect, test } from "bun:test"
 import { Chunk, Deferred, Effect, Either, Fiber, type Layer, Stream } from "effect"
 import type { LlmMemory } from "../src/domain/projections/memoryTypes.ts"
-import { LlmClient, type LlmChunk, LlmError, type ToolDoc } from "../src/llm/LlmClient.ts"
+import { builtinParameters } from "./support/toolParams.ts"
+import { LlmClient, type LlmChunk, LlmError, type LlmTool } from "../src/llm/LlmClient.ts"
 import { type EndpointEvent, OfflineEndpoint, renderReply, type Script, ScriptError } from "../src/llm/offline.ts"
+import { layerFromEnv } from "./support/providers.ts"
 
-const tools: ReadonlyArray<ToolDoc> = [
-  { name: "eval", description: "Run JavaScript in a sandbox", argsDoc: "{ code: string }" },
-  { name: "read_file", description: "Read a workspace file", argsDoc: "{ path: string }" }
+const tools: ReadonlyArray<LlmTool> = [
+  { name: "eval", description: "Run JavaScript in a sandbox", parameters: builtinParameters("eval") },
+  { name: "read_file", description: "Read a workspace file", parameters: builtinParameters("read_file") }
 ]
 const ask = (text: string): LlmMemory => ({ messages: [{ role: "user", text }] })
 
 const run = <A, E>(layer: Layer.Layer<LlmClient | OfflineEndpoint, ScriptError>, program: Effect.Effect<A, E, LlmClient | OfflineEndpoint>) =>
   Effect.runPromise(program.pipe(Effect.provide(layer)))
 
-/** Runs one turn to the end: its chunks, or its error. */
-const turn = (memory: LlmMemory, turnId: string) =>
-  Effect.flatMap(LlmClient, (llm) => Stream.runCollect(llm.stream({ memory, tools, turnId })).pipe(Effect.map(Chunk.toArray), Effect.either))
+/** Runs one turn (model turn `modelTurn` of its session) to the end: its chunks, or its error. */
+const turn = (memory: LlmMemory, turnId: string, modelTurn = 0) =>
+  Effect.flatMap(LlmClient, (llm) => Stream.runCollect(llm.stream({ memory, tools, turnId, modelTurn })).pipe(Effect.map(Chunk.toArray), Effect.either))
 
 const deltas = (chunks: ReadonlyArray<LlmChunk>) => chunks.flatMap((c) => (c.type === "delta" ? [c.text] : []))
 const toolCalls = (chunks: ReadonlyArray<LlmChunk>) => chunks.filter((c) => c.type === "tool_call")
@@ -93,29 +95,33 @@ describe("LlmClient (scripted model over HTTP)", () => {
     expect(toolCalls(chunks)).toEqual([{ type: "tool_call", tool: "delete_everything", args: { force: true, depth: 3, path: "/" } }])
   })
 
-  test("each new turn id plays the next entry; a script file works like an inline script", async () => {
+  test("each call plays the entry of its model turn, in any order; a script file works like an inline script", async () => {
     const layer = LlmClient.layerScripted("test/scripts/eval-then-answer.json")
-    const [first, second, events] = await run(
+    const [first, second, again, events] = await run(
       layer,
       Effect.gen(function* () {
-        const a = expectChunks(yield* turn(ask("what is 17 * 23?"), "t1"))
-        const b = expectChunks(yield* turn(ask("and?"), "t2"))
-        return [a, b, (yield* OfflineEndpoint).events()] as const
+        const b = expectChunks(yield* turn(ask("and?"), "t2", 1))
+        const a = expectChunks(yield* turn(ask("what is 17 * 23?"), "t1", 0))
+        // Another session (or this one after a restart) at its model turn 1 gets entry 1 again, not a next one.
+        const c = expectChunks(yield* turn(ask("and?"), "t3", 1))
+        return [a, b, c, (yield* OfflineEndpoint).events()] as const
       })
     )
     expect(toolCalls(first)).toEqual([{ type: "tool_call", tool: "eval", args: { code: "17 * 23" }, description: "Multiply the two numbers" }])
     expect(deltas(second).join("")).toBe("17 × 23 = 391.")
+    expect(deltas(again).join("")).toBe("17 × 23 = 391.")
     expect(requestsOf(events, "t1").map((r) => r.entry)).toEqual([0])
     expect(requestsOf(events, "t2").map((r) => r.entry)).toEqual([1])
+    expect(requestsOf(events, "t3").map((r) => r.entry)).toEqual([1])
   })
 
-  test("HTTP 500: BAML retries the same entry, then LlmError; the next turn plays the next entry", async () => {
+  test("HTTP 500: the retries replay the same entry, then LlmError; the next model turn plays the next entry", async () => {
     const { error, events, next } = await run(
       LlmClient.layerScripted("test/scripts/fail-then-recover.json"),
       Effect.gen(function* () {
         const error = expectError(yield* turn(ask("hi"), "t-fail"))
         const events = (yield* OfflineEndpoint).events()
-        const next = expectChunks(yield* turn(ask("again"), "t-next"))
+        const next = expectChunks(yield* turn(ask("again"), "t-next", 1))
         return { error, events, next }
       })
     )
@@ -152,10 +158,11 @@ describe("LlmClient (scripted model over HTTP)", () => {
       LlmClient.layerScripted(script),
       Effect.gen(function* () {
         expectChunks(yield* turn(ask("one"), "t1"))
-        return expectError(yield* turn(ask("two"), "t2"))
+        return expectError(yield* turn(ask("two"), "t2", 1))
       })
     )
-    expect(second.message).toContain("script exhausted: 1 turns played")
+    expect(second.message).toContain("script exhausted: entry 1 asked for, the script has 1")
+    expect(second.retryable).toBe(true)
   }, 10_000)
 
   test("a missing script file is a ScriptError when the layer is built", async () => {
@@ -171,7 +178,7 @@ describe("LlmClient (scripted model over HTTP)", () => {
         const endpoint = yield* OfflineEndpoint
         const firstDelta = yield* Deferred.make<void>()
         const received: Array<{ chunk: LlmChunk; at: number }> = []
-        const fiber = yield* llm.stream({ memory: ask("talk slowly"), tools, turnId: "t-slow" }).pipe(
+        const fiber = yield* llm.stream({ memory: ask("talk slowly"), tools, turnId: "t-slow", modelTurn: 0 }).pipe(
           Stream.runForEach((chunk) =>
             Effect.sync(() => received.push({ chunk, at: performance.now() })).pipe(Effect.zipRight(Deferred.succeed(firstDelta, undefined)))
           ),
@@ -212,7 +219,7 @@ describe("LlmClient (offline model over HTTP)", () => {
             }
           ]
         }
-        const second = expectChunks(yield* turn(memory, "t2"))
+        const second = expectChunks(yield* turn(memory, "t2", 1))
         return [first, second] as const
       })
     )
@@ -230,16 +237,67 @@ describe("LlmClient (offline model over HTTP)", () => {
     expect(toolCalls(chunks)).toEqual([])
   })
 
-  test("LlmClient.layerFromEnv with no provider runs the offline model", async () => {
-    const { model, kind, chunks } = await Effect.runPromise(
+  test("LlmClient.layer with no provider in the environment runs the offline model", async () => {
+    const { model, kind, models, chunks } = await Effect.runPromise(
       Effect.gen(function* () {
         const llm = yield* LlmClient
-        const chunks = yield* Stream.runCollect(llm.stream({ memory: ask("run 1 + 1"), tools, turnId: "t1" }))
-        return { model: llm.model, kind: llm.kind, chunks: Chunk.toArray(chunks) }
-      }).pipe(Effect.provide(LlmClient.layerFromEnv({})))
+        const chunks = yield* Stream.runCollect(llm.stream({ memory: ask("run 1 + 1"), tools, turnId: "t1", modelTurn: 0 }))
+        return { model: llm.model, kind: llm.kind, models: llm.models, chunks: Chunk.toArray(chunks) }
+      }).pipe(Effect.provide(layerFromEnv({})))
     )
     expect(kind).toBe("offline")
     expect(model).toBe("offline")
+    expect(models).toEqual([{ name: "offline", provider: "offline", model: "offline", default: true, contextTokens: 128_000 }])
     expect(toolCalls(chunks)).toEqual([{ type: "tool_call", tool: "eval", args: { code: "1 + 1" }, description: "Run the JavaScript you gave me" }])
+  })
+})
+
+describe("LlmClient (model choices and limits)", () => {
+  test("a call for an unknown model is an LlmError naming the choices, not a crash", async () => {
+    const result = await Effect.runPromise(
+      Effect.flatMap(LlmClient, (llm) => Stream.runCollect(llm.stream({ memory: ask("hi"), tools, turnId: "t1", modelTurn: 0, model: "gpt-9" }))).pipe(
+        Effect.either,
+        Effect.provide(LlmClient.layerOffline())
+      )
+    )
+    if (Either.isRight(result)) throw new Error("expected an LlmError")
+    expect(result.left.message).toBe('unknown model "gpt-9"; the models are: offline')
+    expect(result.left.retryable).toBe(false)
+  })
+
+  test("a bad TAPE_PROVIDER_IDLE_MS, TAPE_PROVIDER_TIMEOUT_MS or TAPE_MAX_REPLY_BYTES stops the layer with a ConfigError naming it", async () => {
+    for (const [name, value] of [["TAPE_PROVIDER_IDLE_MS", "soon"], ["TAPE_PROVIDER_TIMEOUT_MS", "0"], ["TAPE_MAX_REPLY_BYTES", "-1"]] as const) {
+      const result = await Effect.runPromise(Effect.either(Effect.provide(LlmClient, layerFromEnv({ [name]: value }))))
+      if (Either.isRight(result)) throw new Error(`expected a ConfigError for ${name}=${value}`)
+      expect(String(result.left)).toContain(name)
+    }
+  })
+})
+
+describe("the in-process endpoint (scripted)", () => {
+  test("a request without a valid x-tape-model-turn header gets a 400 that says so, and plays nothing", async () => {
+    const script: Script = { turns: [{ text: "only one" }] }
+    const { statuses, events } = await run(
+      LlmClient.layerScripted(script),
+      Effect.gen(function* () {
+        const endpoint = yield* OfflineEndpoint
+        const post = (headers: Record<string, string>) =>
+          Effect.promise(() =>
+            fetch(`${endpoint.baseUrl}/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ messages: [], stream: true }) }).then(
+              async (r) => [r.status, await r.text()] as const
+            )
+          )
+        const statuses = []
+        for (const value of [undefined, "", "-1", "1e3", "01", "2.5", "9999999999", "0x1"]) {
+          statuses.push(yield* post(value === undefined ? {} : { "x-tape-model-turn": value }))
+        }
+        return { statuses, events: endpoint.events() }
+      })
+    )
+    for (const [status, body] of statuses) {
+      expect(status).toBe(400)
+      expect(body).toContain("x-tape-model-turn")
+    }
+    expect(events.flatMap((e) => (e.type === "request" ? [e.entry] : []))).toEqual(statuses.map(() => undefined))
   })
 })

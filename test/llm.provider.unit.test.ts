@@ -1,72 +1,83 @@
-// Provider selection (DESIGN.md §6): a pure function of the environment.
+// Model choices (DESIGN.md §6): read from the environment with Config, and each choice's BAML client.
 import { ClientRegistry } from "@boundaryml/baml"
 import { describe, expect, test } from "bun:test"
-import { providerKind, selectProvider } from "../src/llm/provider.ts"
+import { ConfigProvider, Effect, Either, Option, Redacted } from "effect"
+import { clientSpec, envModelsConfig, type EnvModels, makeRegistry, modelInfos } from "../src/llm/provider.ts"
 
-const offline = { baseUrl: "http://127.0.0.1:5555/v1" }
+const read = (env: Record<string, string>) =>
+  Effect.runSync(Effect.either(Effect.withConfigProvider(envModelsConfig, ConfigProvider.fromMap(new Map(Object.entries(env))))))
 
-describe("provider selection", () => {
-  test("no provider configured → the offline model at the in-process endpoint", () => {
-    const p = selectProvider({}, offline)
-    expect(p.kind).toBe("offline")
-    expect(p.model).toBe("offline")
-    expect(p.client.provider).toBe("openai-generic")
-    expect(p.client.options["base_url"]).toBe(offline.baseUrl)
-    expect(p.client.retryPolicy).toBe("OfflineRetry")
-    expect(p.registry).toBeInstanceOf(ClientRegistry)
+const choices = (env: Record<string, string>): EnvModels => {
+  const result = read(env)
+  if (Either.isLeft(result)) throw new Error(String(result.left))
+  return result.right
+}
+
+const offlineUrl = "http://127.0.0.1:5555/v1"
+
+describe("model choices from the environment", () => {
+  test("nothing configured → the offline model, the only choice and the default", () => {
+    const { choices: c, script } = choices({})
+    expect(c.models.map((m) => [m.name, m.provider])).toEqual([["offline", "offline"]])
+    expect(c.default).toBe("offline")
+    expect(Option.isNone(script)).toBe(true)
+    const spec = clientSpec(c.models[0]!, offlineUrl)
+    expect(spec).toEqual({ provider: "openai-generic", options: { base_url: offlineUrl, model: "offline", api_key: "offline" }, retryPolicy: "OfflineRetry" })
   })
 
-  test("LLM_SCRIPT → scripted, even when a real key is set", () => {
-    const p = selectProvider({ LLM_SCRIPT: "s.json", ANTHROPIC_API_KEY: "sk-ant", OPENAI_API_KEY: "sk" }, offline)
-    expect(p.kind).toBe("scripted")
-    expect(p.model).toBe("scripted")
-    expect(p.client.options["base_url"]).toBe(offline.baseUrl)
+  test("LLM_SCRIPT → the scripted model only, even when real keys are set", () => {
+    const { choices: c, script } = choices({ LLM_SCRIPT: "s.json", ANTHROPIC_API_KEY: "sk-ant", OPENAI_API_KEY: "sk" })
+    expect(c.models.map((m) => m.name)).toEqual(["scripted"])
+    expect(c.default).toBe("scripted")
+    expect(Option.getOrNull(script)).toBe("s.json")
   })
 
-  test("ANTHROPIC_API_KEY → Anthropic, and it wins over OpenAI and AWS", () => {
-    const p = selectProvider({ ANTHROPIC_API_KEY: "sk-ant", OPENAI_API_KEY: "sk", AWS_PROFILE: "dev" })
-    expect(p.kind).toBe("anthropic")
-    expect(p.model).toStartWith("claude-")
-    expect(p.client.provider).toBe("anthropic")
-    expect(p.client.options["api_key"]).toBe("sk-ant")
-    expect(p.client.options["model"]).toBe(p.model)
-    expect(p.client.retryPolicy).toBe("TapeRetry")
+  test("every configured provider is a choice, in order, the first the default, offline last", () => {
+    const { choices: c } = choices({ ANTHROPIC_API_KEY: "sk-ant", OPENAI_API_KEY: "sk", AWS_PROFILE: "dev", AWS_REGION: "eu-west-1", LLM_BASE_URL: "http://localhost:11434/v1", LLM_MODEL: "llama3.2" })
+    expect(c.models.map((m) => [m.name, m.provider])).toEqual([
+      ["llama3.2", "anthropic"],
+      ["gpt-4.1", "openai"],
+      ["us.anthropic.claude-sonnet-4-20250514-v1:0", "bedrock"],
+      ["openai-generic:llama3.2", "openai-generic"],
+      ["offline", "offline"]
+    ])
+    expect(c.default).toBe("llama3.2")
+    expect(modelInfos(c).filter((m) => m.default).map((m) => m.name)).toEqual(["llama3.2"])
+    expect(clientSpec(c.models[2]!, offlineUrl).options["region"]).toBe("eu-west-1")
   })
 
-  test("OPENAI_API_KEY → OpenAI", () => {
-    const p = selectProvider({ OPENAI_API_KEY: "sk", AWS_ACCESS_KEY_ID: "AKIA" })
-    expect(p.kind).toBe("openai")
-    expect(p.client.provider).toBe("openai")
-    expect(p.client.options["api_key"]).toBe("sk")
+  test("ANTHROPIC_BASE_URL and OPENAI_BASE_URL go to their providers; keys stay redacted until the client is built", () => {
+    const { choices: c } = choices({ ANTHROPIC_API_KEY: "sk-ant", ANTHROPIC_BASE_URL: "http://gw.local:8080", OPENAI_API_KEY: "sk-oa", OPENAI_BASE_URL: "https://proxy.example/v1" })
+    const [anthropic, openai] = c.models
+    expect(anthropic?.baseUrl).toBe("http://gw.local:8080")
+    expect(String(anthropic?.apiKey)).not.toContain("sk-ant")
+    expect(anthropic?.apiKey && Redacted.value(anthropic.apiKey)).toBe("sk-ant")
+    expect(clientSpec(anthropic!, offlineUrl)).toEqual({
+      provider: "anthropic",
+      options: { model: "claude-sonnet-4-5", api_key: "sk-ant", base_url: "http://gw.local:8080", max_tokens: 4096 },
+      retryPolicy: "TapeRetry"
+    })
+    expect(clientSpec(openai!, offlineUrl).options).toEqual({ model: "gpt-4.1", api_key: "sk-oa", base_url: "https://proxy.example/v1" })
   })
 
-  test("AWS credentials → Bedrock, in AWS_REGION", () => {
-    expect(providerKind({ AWS_ACCESS_KEY_ID: "AKIA", AWS_SECRET_ACCESS_KEY: "x" })).toBe("bedrock")
-    const p = selectProvider({ AWS_PROFILE: "dev", AWS_REGION: "eu-west-1", LLM_BASE_URL: "http://x" })
-    expect(p.kind).toBe("bedrock")
-    expect(p.client.provider).toBe("aws-bedrock")
-    expect(p.client.options["region"]).toBe("eu-west-1")
+  test("a base URL that is not http(s) is a ConfigError naming the variable", () => {
+    for (const name of ["ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "LLM_BASE_URL"]) {
+      const result = read({ ANTHROPIC_API_KEY: "k", OPENAI_API_KEY: "k", [name]: "ftp://nope" })
+      expect(Either.isLeft(result) && String(result.left)).toContain(name)
+    }
+    expect(Either.isLeft(read({ ANTHROPIC_API_KEY: "k", ANTHROPIC_BASE_URL: "not a url" }))).toBe(true)
   })
 
-  test("LLM_BASE_URL + LLM_MODEL → openai-generic", () => {
-    const p = selectProvider({ LLM_BASE_URL: "http://localhost:11434/v1", LLM_MODEL: "llama3.2" })
-    expect(p.kind).toBe("openai-generic")
-    expect(p.model).toBe("llama3.2")
-    expect(p.client.provider).toBe("openai-generic")
-    expect(p.client.options["base_url"]).toBe("http://localhost:11434/v1")
-    expect(p.client.options["model"]).toBe("llama3.2")
+  test("empty and blank variables count as unset", () => {
+    expect(choices({ ANTHROPIC_API_KEY: "", OPENAI_API_KEY: "  ", LLM_SCRIPT: "" }).choices.models.map((m) => m.name)).toEqual(["offline"])
   })
 
-  test("LLM_MODEL overrides a real provider's default model", () => {
-    expect(selectProvider({ ANTHROPIC_API_KEY: "k", LLM_MODEL: "claude-opus-4-1" }).model).toBe("claude-opus-4-1")
-  })
-
-  test("empty variables count as unset", () => {
-    expect(providerKind({ ANTHROPIC_API_KEY: "", OPENAI_API_KEY: "  ", LLM_SCRIPT: "" })).toBe("offline")
-  })
-
-  test("registryWith builds a registry carrying extra headers", () => {
-    const p = selectProvider({}, offline)
-    expect(p.registryWith({ "x-tape-turn": "t1" })).toBeInstanceOf(ClientRegistry)
+  test("each choice gets a registry; contextTokens has a default per provider", () => {
+    const { choices: c } = choices({ ANTHROPIC_API_KEY: "k" })
+    expect(makeRegistry(clientSpec(c.models[0]!, offlineUrl))).toBeInstanceOf(ClientRegistry)
+    expect(modelInfos(c)).toEqual([
+      { name: "claude-sonnet-4-5", provider: "anthropic", model: "claude-sonnet-4-5", default: true, contextTokens: 200_000 },
+      { name: "offline", provider: "offline", model: "offline", default: false, contextTokens: 128_000 }
+    ])
   })
 })

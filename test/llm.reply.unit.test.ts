@@ -1,6 +1,8 @@
 // The pure parts of the model side: the offline model's answers, delta diffing, tool-call and memory conversion.
 import { describe, expect, test } from "bun:test"
-import { advance, emptyProgress, type LlmChunk, toChatMessages, toToolCall } from "../src/llm/LlmClient.ts"
+import { Either } from "effect"
+import { builtinParameters } from "./support/toolParams.ts"
+import { type LlmChunk, type LlmTool, makeReplyAssembler, toChatMessages, toToolCall } from "../src/llm/LlmClient.ts"
 import { arithmeticOf, codeOf, offlineReply, renderReply } from "../src/llm/offline.ts"
 
 describe("offline model", () => {
@@ -43,73 +45,103 @@ describe("offline model", () => {
     expect(result("hello\n=> 3")).toBe("The result is 3.\n\nIt printed:\nhello")
   })
 
-  test("renders known tools flat and others with args, as the Reply parser expects", () => {
+  test("renders every call as { tool, args, description? }, as the Reply parser expects", () => {
     expect(JSON.parse(renderReply("x", [{ tool: "eval", args: { code: "1" } }, { tool: "other", args: { a: 1 }, description: "d" }]))).toEqual({
       text: "x",
-      toolCalls: [{ tool: "eval", code: "1" }, { tool: "other", args: { a: 1 }, description: "d" }]
+      toolCalls: [{ tool: "eval", args: { code: "1" } }, { tool: "other", args: { a: 1 }, description: "d" }]
     })
   })
 })
 
-describe("advance (partial replies → chunks)", () => {
-  const run = (partials: ReadonlyArray<{ text?: string | null; toolCalls: Parameters<typeof advance>[1]["toolCalls"] }>) => {
-    let progress = emptyProgress
-    const chunks: Array<LlmChunk> = []
-    for (const p of partials) {
-      const step = advance(progress, p)
-      progress = step.progress
-      chunks.push(...step.chunks)
-    }
-    return { chunks, progress }
-  }
+describe("makeReplyAssembler (raw pieces → deltas)", () => {
+  const deltasOf = (chunks: ReadonlyArray<LlmChunk>) => chunks.map((c) => (c.type === "delta" ? c.text : `<${c.type}>`)).join("|")
+  const make = (options: { maxReplyBytes?: number; parsePartial?: (raw: string) => string | undefined } = {}) =>
+    makeReplyAssembler({ maxReplyBytes: options.maxReplyBytes ?? 1 << 20, parsePartial: options.parsePartial ?? (() => undefined) })
+  const push = (assembler: ReturnType<typeof make>, pieces: ReadonlyArray<string>) =>
+    pieces.flatMap((p) => Either.getOrThrow(assembler.push(p)))
 
-  test("emits only the new text of each partial", () => {
-    const { chunks } = run([{ text: null, toolCalls: [] }, { text: "Hel", toolCalls: [] }, { text: "Hel", toolCalls: [] }, { text: "Hello", toolCalls: [] }])
-    expect(chunks).toEqual([
-      { type: "delta", text: "Hel" },
-      { type: "delta", text: "lo" }
-    ])
+  test("a well-shaped reply streams from the scan, one delta per piece of text", () => {
+    const a = make()
+    a.attempt()
+    expect(deltasOf(push(a, ['{"te', 'xt": "Hel', "lo", '", "toolCalls": []}']))).toBe("Hel|lo")
+    expect(a.finish("Hello", []).diverged).toBe(false)
   })
 
-  test("a retry restarting from empty re-emits nothing already sent", () => {
-    const { chunks, progress } = run([
-      { text: "Hello", toolCalls: [] },
-      { text: null, toolCalls: [] },
-      { text: "Hel", toolCalls: [] },
-      { text: "Hello world", toolCalls: [] }
-    ])
-    expect(chunks.map((c) => (c.type === "delta" ? c.text : "")).join("")).toBe("Hello world")
-    expect(progress.diverged).toBe(false)
+  test("a retry replays what was emitted: nothing twice, then what goes past it", () => {
+    const a = make()
+    a.attempt()
+    const first = push(a, ['{"text": "Hello wo'])
+    a.attempt()
+    const second = push(a, ['{"text": "Hel', "lo wo", "rld", '"}'])
+    expect(deltasOf([...first, ...second])).toBe("Hello wo|rld")
+    const { chunks, diverged } = a.finish("Hello world", [])
+    expect(chunks).toEqual([])
+    expect(diverged).toBe(false)
   })
 
-  test("emits each tool call once, when it appears", () => {
-    const call = { tool: "eval" as const, code: "1+1", description: "why" }
-    const { chunks } = run([
-      { text: "a", toolCalls: [] },
-      { text: "a", toolCalls: [call] },
-      { text: "a", toolCalls: [call] },
-      { text: "a", toolCalls: [call, { tool: "list_files" as const, path: null }] }
-    ])
-    expect(chunks).toEqual([
-      { type: "delta", text: "a" },
-      { type: "tool_call", tool: "eval", args: { code: "1+1" }, description: "why" },
-      { type: "tool_call", tool: "list_files", args: {} }
-    ])
+  test("a retry that says something else emits nothing more and is flagged at the end", () => {
+    const a = make()
+    a.attempt()
+    push(a, ['{"text": "Hello there'])
+    a.attempt()
+    expect(push(a, ['{"text": "Goodbye, all of you."}'])).toEqual([])
+    expect(a.finish("Goodbye, all of you.", []).diverged).toBe(true)
   })
 
-  test("text that does not extend what was emitted is flagged, not emitted", () => {
-    const { chunks, progress } = run([{ text: "Hello", toolCalls: [] }, { text: "Goodbye!", toolCalls: [] }])
-    expect(chunks).toEqual([{ type: "delta", text: "Hello" }])
-    expect(progress.diverged).toBe(true)
+  test("the final reply adds its last text, then its tool calls", () => {
+    const a = make()
+    a.attempt()
+    push(a, ['{"text": "Hi'])
+    const call = { type: "tool_call" as const, tool: "eval", args: { code: "1" } }
+    expect(a.finish("Hi there", [call]).chunks).toEqual([{ type: "delta", text: " there" }, call])
+  })
+
+  test("another shape: BAML's partial parse only as the raw reply grows by half again (O(reply) in all)", () => {
+    const parsed: Array<number> = []
+    const a = make({
+      parsePartial: (raw) => {
+        parsed.push(raw.length)
+        const m = /"text":\s*"([^"]*)/.exec(raw)
+        return m?.[1]
+      }
+    })
+    a.attempt()
+    const pieces = ["Sure:\n", '{"text": "', ...Array.from({ length: 2000 }, () => "ab"), '"}']
+    const text = deltasOf(push(a, pieces))
+    expect(text.replaceAll("|", "")).toBe("ab".repeat(2000).slice(0, text.replaceAll("|", "").length))
+    expect(text.length).toBeGreaterThan(1000)
+    // 2002 pieces, a handful of parses: each at least 1.5 times the raw length of the one before.
+    expect(parsed.length).toBeLessThan(15)
+    for (let i = 1; i < parsed.length; i++) expect(parsed[i]!).toBeGreaterThanOrEqual(parsed[i - 1]! * 1.5)
+  })
+
+  test("past the reply cap the push fails with a clear, non-retryable error; the deltas before it were emitted", () => {
+    const a = make({ maxReplyBytes: 20 })
+    a.attempt()
+    expect(deltasOf(Either.getOrThrow(a.push('{"text": "abcdef')))).toBe("abcdef")
+    const over = a.push("ghijklmnop")
+    if (Either.isRight(over)) throw new Error("expected the cap")
+    expect(over.left.message).toContain("larger than 20 bytes")
+    expect(over.left.retryable).toBe(false)
+    // Bytes, not characters: four 3-byte characters are 12 bytes.
+    const b = make({ maxReplyBytes: 11 })
+    b.attempt()
+    expect(Either.isLeft(b.push("€€€€"))).toBe(true)
   })
 })
 
 describe("conversions", () => {
-  test("tool calls become { tool, args, description? }", () => {
-    expect(toToolCall({ tool: "read_file", path: "a.txt", description: null })).toEqual({ type: "tool_call", tool: "read_file", args: { path: "a.txt" } })
-    expect(toToolCall({ tool: "http_get", url: "https://x" })).toEqual({ type: "tool_call", tool: "http_get", args: { url: "https://x" } })
-    // (the generated TS type of JsonValue only admits nested objects; the int tests cover other values)
-    expect(toToolCall({ tool: "mystery", args: { where: {} } })).toEqual({ type: "tool_call", tool: "mystery", args: { where: {} } })
+  test("tool calls become { tool, args, description? }; the nulls BAML writes for left-out optional args go", () => {
+    const offered: ReadonlyMap<string, LlmTool> = new Map(
+      ["read_file", "list_files"].map((name) => [name, { name, description: name, parameters: builtinParameters(name) }])
+    )
+    expect(toToolCall({ tool: "read_file", args: { path: "a.txt" }, description: null }, offered)).toEqual({ type: "tool_call", tool: "read_file", args: { path: "a.txt" } })
+    expect(toToolCall({ tool: "list_files", args: { path: null }, description: "look" }, offered)).toEqual({ type: "tool_call", tool: "list_files", args: {}, description: "look" })
+    expect(toToolCall({ tool: "list_files", args: null }, offered)).toEqual({ type: "tool_call", tool: "list_files", args: {} })
+    // A tool not offered keeps its args as given (its nulls too): the runner's check judges them.
+    expect(toToolCall({ tool: "mystery", args: { where: {}, n: null } }, offered)).toEqual({ type: "tool_call", tool: "mystery", args: { where: {}, n: null } })
+    expect(toToolCall({ tool: "", args: {} }, offered)).toBeUndefined()
+    expect(toToolCall("eval", offered)).toBeUndefined()
   })
 
   test("memory becomes BAML messages, tool calls paired with results", () => {

@@ -1,8 +1,11 @@
-// The fast path's pure parts: SSE decoding, provider events, request preparation, retry delays, stable partials.
+// The HTTP path's pure parts: SSE decoding, provider events, request preparation, the retry policies of chat.baml,
+// Retry-After, stable partials.
 import { describe, expect, test } from "bun:test"
 import { stablePartial, toUsage } from "../src/llm/LlmClient.ts"
 import { anthropicPieces, makeSseDecoder, openAiPieces, type SseEvent } from "../src/llm/sse.ts"
-import { prepareRequest, RETRY_POLICIES, retryDelay } from "../src/llm/streamRequest.ts"
+import { Duration } from "effect"
+import { bamlRetryPolicy, parseRetryPolicies, policyDelay } from "../src/llm/retryPolicy.ts"
+import { prepareRequest, retryAfterOf } from "../src/llm/streamRequest.ts"
 
 /** Decodes `text` fed in the given pieces. */
 const decode = (pieces: ReadonlyArray<string>): Array<SseEvent> => {
@@ -37,6 +40,8 @@ describe("SSE decoder", () => {
 
   test("a CRLF split between two chunks is one line end, not an empty line", () => {
     expect(decode(["data: a\r", "\ndata: b\r\n\r\n"])).toEqual([{ event: "message", data: "a\nb" }])
+    // The event's name survives a CRLF cut after it (the parser alone would read the LF as the event's end).
+    expect(decode(["event: message_stop\r", "\ndata: {}\r\n\r\n"])).toEqual([{ event: "message_stop", data: "{}" }])
     expect(decode(["data: a\r", "\r", "data: b\r\r"])).toEqual([
       { event: "message", data: "a" },
       { event: "message", data: "b" }
@@ -65,10 +70,13 @@ describe("provider events", () => {
       { type: "text", text: "llo 👋" },
       { type: "complete" },
       { type: "usage", usage: { inputTokens: 12, outputTokens: 3 } },
-      { type: "complete" }
+      { type: "complete" },
+      { type: "stop" }
     ])
     const error = JSON.stringify({ error: { message: "overloaded", type: "server_error" } })
-    expect(openAiPieces({ event: "message", data: error })).toEqual([{ type: "error", message: "overloaded", body: error }])
+    expect(openAiPieces({ event: "message", data: error })).toEqual([{ type: "error", message: "overloaded", body: error, retryable: true }])
+    const key = JSON.stringify({ error: { message: "bad key", type: "invalid_request_error", code: "invalid_api_key" } })
+    expect(openAiPieces({ event: "message", data: key })).toEqual([{ type: "error", message: "bad key", body: key, retryable: false }])
     expect(openAiPieces({ event: "message", data: "not json" })).toEqual([])
   })
 
@@ -85,13 +93,19 @@ describe("provider events", () => {
     ] as const
     const text = sse.map(([event, data]) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`).join("")
     const pieces = decode([text]).flatMap(anthropicPieces)
-    expect(pieces.map((p) => (p.type === "error" ? { type: p.type, message: p.message } : p))).toEqual([
+    expect(pieces.map((p) => (p.type === "error" ? { type: p.type, message: p.message, retryable: p.retryable } : p))).toEqual([
       { type: "usage", usage: { inputTokens: 15, outputTokens: 1 } },
       { type: "text", text: "{\"text\": \"Hi" },
       { type: "usage", usage: { outputTokens: 7 } },
       { type: "complete" },
-      { type: "error", message: "Overloaded" }
+      { type: "stop" },
+      { type: "error", message: "Overloaded", retryable: true }
     ])
+    const bad = { type: "error", error: { type: "invalid_request_error", message: "max_tokens too large" } }
+    expect(anthropicPieces({ event: "error", data: JSON.stringify(bad) })).toMatchObject([{ type: "error", retryable: false }])
+    // A text block that starts with text of its own.
+    const start = { type: "content_block_start", index: 0, content_block: { type: "text", text: "{\"te" } }
+    expect(anthropicPieces({ event: "content_block_start", data: JSON.stringify(start) })).toEqual([{ type: "text", text: "{\"te" }])
   })
 })
 
@@ -104,8 +118,8 @@ describe("request preparation and retries", () => {
   })
 
   test("an OpenAI streaming body asks for the usage chunk; BAML's own headers stay home, ours go", () => {
-    const prepared = prepareRequest(built({ model: "m", messages: [], stream: true }), "openai")
-    expect(prepared.headers).toEqual({ "x-tape-turn": "t1", "content-type": "application/json" })
+    const prepared = prepareRequest(built({ model: "m", messages: [], stream: true }), "openai", { "x-tape-model-turn": "3" })
+    expect(prepared.headers).toEqual({ "x-tape-turn": "t1", "content-type": "application/json", "x-tape-model-turn": "3" })
     expect(JSON.parse(prepared.body)).toEqual({ model: "m", messages: [], stream: true, stream_options: { include_usage: true } })
     expect(prepared.plainBody).toBe(JSON.stringify({ model: "m", messages: [], stream: true }))
   })
@@ -118,10 +132,40 @@ describe("request preparation and retries", () => {
     expect(prepareRequest(built(anthropic), "anthropic").body).toBe(JSON.stringify(anthropic))
   })
 
-  test("retry delays follow the exponential policies of chat.baml", () => {
-    expect([0, 1, 2].map((r) => retryDelay(RETRY_POLICIES.TapeRetry, r))).toEqual([300, 600, 1200])
-    expect([0, 1, 2, 3, 4].map((r) => retryDelay(RETRY_POLICIES.OfflineRetry, r))).toEqual([10, 20, 40, 80, 100])
-    expect(RETRY_POLICIES.TapeRetry.maxRetries).toBe(2)
+  test("the retry policies are read from chat.baml as the generated client inlines it", () => {
+    const delays = (name: string, n: number) => Array.from({ length: n }, (_, r) => Duration.toMillis(policyDelay(bamlRetryPolicy(name), r)))
+    expect(delays("TapeRetry", 3)).toEqual([300, 600, 1200])
+    expect(delays("OfflineRetry", 5)).toEqual([10, 20, 40, 80, 100])
+    expect(bamlRetryPolicy("TapeRetry").maxRetries).toBe(2)
+    expect(() => bamlRetryPolicy("Nope")).toThrow("not declared")
+  })
+
+  test("retry_policy blocks: comments, BAML's defaults, constant delay, an unknown strategy", () => {
+    const policies = parseRetryPolicies(`
+      // retry_policy Commented { max_retries 9 }
+      retry_policy A { max_retries 1 }
+      retry_policy B {
+        max_retries 4 // four
+        strategy { type exponential_backoff }
+      }
+      retry_policy C { max_retries 0 strategy { type constant_delay delay_ms 50 } }`)
+    expect([...policies.keys()]).toEqual(["A", "B", "C"])
+    expect(policies.get("A")).toEqual({ maxRetries: 1, strategy: { type: "constant_delay", delayMs: 200 } })
+    expect(policies.get("B")).toEqual({ maxRetries: 4, strategy: { type: "exponential_backoff", delayMs: 200, multiplier: 1.5, maxDelayMs: 10_000 } })
+    expect(policies.get("C")).toEqual({ maxRetries: 0, strategy: { type: "constant_delay", delayMs: 50 } })
+    expect(() => parseRetryPolicies("retry_policy D { max_retries 1 strategy { type random } }")).toThrow("unknown strategy")
+    expect(() => parseRetryPolicies("retry_policy E { strategy { type constant_delay } }")).toThrow("max_retries")
+  })
+
+  test("Retry-After: seconds or an HTTP date, nothing for anything else", () => {
+    const now = Date.parse("Wed, 21 Oct 2015 07:28:00 GMT")
+    expect(retryAfterOf("30", now)).toEqual(Duration.seconds(30))
+    expect(retryAfterOf(" 0 ", now)).toEqual(Duration.seconds(0))
+    expect(retryAfterOf("Wed, 21 Oct 2015 07:28:45 GMT", now)).toEqual(Duration.millis(45_000))
+    expect(retryAfterOf("Wed, 21 Oct 2015 07:00:00 GMT", now)).toEqual(Duration.millis(0))
+    expect(retryAfterOf("soon", now)).toBeUndefined()
+    expect(retryAfterOf("-5", now)).toBeUndefined()
+    expect(retryAfterOf(undefined, now)).toBeUndefined()
   })
 
   test("usage is reported only when both counts are known", () => {

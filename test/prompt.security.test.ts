@@ -11,7 +11,7 @@ import fc from "fast-check"
 import { b } from "../baml_client/index.ts"
 import type { Envelope } from "../src/domain/Event.ts"
 import type { LlmMemory } from "../src/domain/projections/memoryTypes.ts"
-import { type ToolDoc, toChatMessages, toToolSpecs } from "../src/llm/LlmClient.ts"
+import { type LlmTool, promptOf } from "../src/llm/LlmClient.ts"
 import { renderReply } from "../src/llm/offline.ts"
 import { makeRegistry } from "../src/llm/provider.ts"
 import { neutralise } from "../src/llm/untrusted.ts"
@@ -68,8 +68,10 @@ const renderedMessages = (body: unknown): Array<ProviderMessage> => {
   })
 }
 
-const render = async (memory: LlmMemory, tools: ReadonlyArray<ToolDoc>): Promise<Array<ProviderMessage>> =>
-  renderedMessages((await b.request.Chat(toChatMessages(memory), toToolSpecs(tools), { clientRegistry: registry })).body.json())
+const render = async (memory: LlmMemory, tools: ReadonlyArray<LlmTool>): Promise<Array<ProviderMessage>> => {
+  const p = promptOf(memory, tools)
+  return renderedMessages((await b.request.Chat(p.messages, p.specs, { clientRegistry: registry, tb: p.tb })).body.json())
+}
 
 /**
  * Where one untrusted text can sit: the memory and tools carrying `s`, the messages (indexes) it must stay in,
@@ -77,7 +79,7 @@ const render = async (memory: LlmMemory, tools: ReadonlyArray<ToolDoc>): Promise
  */
 interface Slot {
   readonly memory: LlmMemory
-  readonly tools: ReadonlyArray<ToolDoc>
+  readonly tools: ReadonlyArray<LlmTool>
   readonly homes: ReadonlyArray<number>
   readonly shows: string
 }
@@ -120,11 +122,15 @@ const slots: Record<string, (s: string) => Slot> = {
     ])
   ),
   ...Object.fromEntries(
-    (["name", "description", "argsDoc"] as const).map((field) => [
+    (["description", "parameter description"] as const).map((field) => [
       `tool ${field}`,
       (s: string) => ({
         memory: { messages: [{ role: "user", text: "hi" }] },
-        tools: [{ name: field === "name" ? s : "t", description: field === "description" ? s : "d", argsDoc: field === "argsDoc" ? s : "{}" }],
+        tools: [{
+          name: "t",
+          description: field === "description" ? s : "d",
+          parameters: { type: "object", properties: { x: { type: "string", description: field === "parameter description" ? s : "x" } }, required: ["x"] }
+        }],
         homes: [0],
         shows: neutralise(s, "line")
       })

@@ -265,7 +265,8 @@ describe.skipIf(unavailable !== null)("visualizer in the browser", () => {
     await first.stop("SIGKILL")
     await page.locator('[data-testid="status"]:is([data-status="reconnecting"], [data-status="offline"])').waitFor()
     await shot(page, "reconnecting")
-    await serve({ turns: [answer("Reply after the restart.")] }, { store: "sqlite", data, port: first.port })
+    // The script entry comes from the session's tape: its second model turn plays the second entry.
+    await serve({ turns: [answer("Reply before the restart."), answer("Reply after the restart.")] }, { store: "sqlite", data, port: first.port })
     await connected(page)
     await send(page, "after")
     await waitCompleted(page, 1, "after the restart")

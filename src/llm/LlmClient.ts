@@ -1,37 +1,63 @@
 /**
- * The model as a stream of chunks: LLM memory and tool catalogue in, text deltas and complete tool calls out,
- * through the BAML `Chat` function. Owns the only dependency on baml_client; it decides nothing about sessions.
- * OpenAI-style and Anthropic providers take the fast path (BAML builds the request and parses the text; we
- * send it and read the SSE stream: every chunk, with usage); others (Bedrock) go through BAML's own stream.
+ * The model as a stream of chunks: LLM memory and offered tools in, text deltas and complete tool calls out, through
+ * the BAML `Chat` function, for one of the configured model choices. Owns the only dependency on baml_client; it
+ * decides nothing about sessions. OpenAI-style and Anthropic providers take our own HTTP path (BAML builds the request
+ * and parses the reply; streamRequest.ts sends it and reads every SSE chunk, with usage); others (Bedrock) go through
+ * BAML's own stream. Both are bounded in time (idle, total) and size (the reply cap).
  */
+import { FetchHttpClient, HttpClient } from "@effect/platform"
 import { BamlAbortError, BamlClientHttpError, BamlValidationError, getLogLevel, setLogLevel, toBamlError } from "@boundaryml/baml"
-import { Context, Data, Effect, Layer, Runtime, Stream } from "effect"
+import { Config, type ConfigError, Context, Data, Duration, Effect, Either, Exit, Layer, Option, Stream } from "effect"
 import { b } from "../../baml_client/index.ts"
 import type * as baml from "../../baml_client/types.ts"
 import type { JsonObject } from "../domain/Event.ts"
 import type { LlmMemory } from "../domain/projections/memoryTypes.ts"
-import { loadScript, OfflineEndpoint, type OfflineOptions, type Script, ScriptError, serveOffline, TURN_HEADER } from "./offline.ts"
-import { type Env, type Provider, providerKind, type ProviderKind, selectProvider } from "./provider.ts"
-import { makeReplyScanner } from "./replyScanner.ts"
+import {
+  loadScript,
+  MODEL_TURN_HEADER,
+  OfflineEndpoint,
+  type OfflineEndpointService,
+  type OfflineOptions,
+  type Script,
+  ScriptError,
+  serveOffline,
+  TURN_HEADER
+} from "./offline.ts"
+import {
+  type ClientSpec,
+  clientSpec,
+  envModelsConfig,
+  localChoices,
+  makeRegistry,
+  type ModelChoices,
+  type ModelInfo,
+  modelInfos,
+  type ModelSpec,
+  type ProviderKind
+} from "./provider.ts"
+import { makeReplyScanner, type ReplyScanner } from "./replyScanner.ts"
+import { bamlRetryPolicy, type RetryPolicy } from "./retryPolicy.ts"
 import type { TokenUsage } from "./sse.ts"
-import { dialectOf, prepareRequest, RETRY_POLICIES, retryableStatus, streamChat, StreamRequestError } from "./streamRequest.ts"
-import { neutralise } from "./untrusted.ts"
+import { type Dialect, dialectOf, prepareRequest, retryableStatus, streamProvider, StreamRequestError } from "./streamRequest.ts"
+import { alignArgs, type ToolOffer, toolTypes } from "./toolTypes.ts"
+import { neutralise, neutraliseJson } from "./untrusted.ts"
 
-/** One entry of the tool catalogue shown to the model. */
-export interface ToolDoc {
-  readonly name: string
-  /** One line: what the tool does. */
-  readonly description: string
-  /** Its arguments, for the system prompt, e.g. `{ code: string }`. */
-  readonly argsDoc: string
-}
+/** A tool as the model is offered it: `{ name, description, parameters }`, `parameters` its args' JSON Schema. */
+export type LlmTool = ToolOffer
 
 /** What one model call needs. */
 export interface LlmInput {
   readonly memory: LlmMemory
-  readonly tools: ReadonlyArray<ToolDoc>
-  /** The turn this call serves; retries of the call carry it, so a scripted model replays the same entry. */
+  readonly tools: ReadonlyArray<LlmTool>
+  /** The turn this call serves; retries of the call carry it. */
   readonly turnId: string
+  /**
+   * How many model turns the session had before this one (retries excluded), counted from its tape: the scripted
+   * model plays this entry, so a restart or another server plays the same one.
+   */
+  readonly modelTurn: number
+  /** The name of a model choice (see `LlmClientService.models`); the default choice when absent. */
+  readonly model?: string
 }
 
 /** Token usage of a call. */
@@ -44,27 +70,64 @@ export interface LlmUsage {
 export type LlmChunk =
   /** New text only (never a repeat of text already emitted). */
   | { readonly type: "delta"; readonly text: string }
-  /** A complete tool call, emitted once. */
+  /** A complete tool call, emitted once, after all the text. */
   | { readonly type: "tool_call"; readonly tool: string; readonly args: JsonObject; readonly description?: string }
   /** The reply ended normally. */
   | { readonly type: "done"; readonly usage?: LlmUsage }
 
-/** The provider failed after the retries, or the reply could not be parsed. */
+/** The provider failed after the retries, took too long, sent too much, or the reply could not be parsed. */
 export class LlmError extends Data.TaggedError("LlmError")<{
   readonly message: string
-  /** Whether trying again later may succeed (overload, 5xx, network), as opposed to a bad key or request. */
+  /** Whether trying again later may succeed (overload, 5xx, network, a stall), as opposed to a bad key or request. */
   readonly retryable: boolean
   readonly cause?: unknown
 }> {}
 
 /** The model service. */
 export interface LlmClientService {
+  /** The provider of the default choice. */
   readonly kind: ProviderKind
-  /** Display name for TurnStarted.model. */
+  /** The name of the default choice (TurnStarted.model when a session picked none). */
   readonly model: string
+  /** Every model choice, for `/api/info` and a model picker. */
+  readonly models: ReadonlyArray<ModelInfo>
   /** Streams one reply. Interrupting the stream aborts the HTTP request. */
   readonly stream: (input: LlmInput) => Stream.Stream<LlmChunk, LlmError>
 }
+
+/** The bounds of every call. */
+export interface LlmLimits {
+  /** No bytes from the provider for this long ends the call (`TAPE_PROVIDER_IDLE_MS`). */
+  readonly idleTimeout: Duration.Duration
+  /** A call running this long, retries included, ends (`TAPE_PROVIDER_TIMEOUT_MS`). */
+  readonly totalTimeout: Duration.Duration
+  /** A raw reply longer than this many bytes (UTF-8) ends the call; the text streamed so far stays (`TAPE_MAX_REPLY_BYTES`). */
+  readonly maxReplyBytes: number
+  /** The longest `Retry-After` waited for; a provider asking for more is not retried. */
+  readonly maxRetryAfter: Duration.Duration
+}
+
+/** The limits when nothing says otherwise. */
+export const DEFAULT_LIMITS: LlmLimits = {
+  idleTimeout: Duration.millis(60_000),
+  totalTimeout: Duration.millis(600_000),
+  maxReplyBytes: 1_048_576,
+  maxRetryAfter: Duration.seconds(60)
+}
+
+const positiveInt = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "expected a whole number greater than 0", validation: (n) => n > 0 }),
+    Config.withDefault(fallback)
+  )
+
+/** The limits from TAPE_PROVIDER_IDLE_MS, TAPE_PROVIDER_TIMEOUT_MS and TAPE_MAX_REPLY_BYTES; a bad value is a ConfigError naming it. */
+export const llmLimitsConfig: Config.Config<LlmLimits> = Config.all({
+  idleTimeout: positiveInt("TAPE_PROVIDER_IDLE_MS", Duration.toMillis(DEFAULT_LIMITS.idleTimeout)).pipe(Config.map(Duration.millis)),
+  totalTimeout: positiveInt("TAPE_PROVIDER_TIMEOUT_MS", Duration.toMillis(DEFAULT_LIMITS.totalTimeout)).pipe(Config.map(Duration.millis)),
+  maxReplyBytes: positiveInt("TAPE_MAX_REPLY_BYTES", DEFAULT_LIMITS.maxReplyBytes),
+  maxRetryAfter: Config.succeed(DEFAULT_LIMITS.maxRetryAfter)
+})
 
 // ---------------------------------------------------------------------------------------------
 // Pure conversions (exported for unit tests)
@@ -89,58 +152,160 @@ export const toChatMessages = (memory: LlmMemory): Array<baml.ChatMessage> =>
         }
   )
 
-/** The tool catalogue as the BAML `Chat` function's tools: names and docs come from configs and MCP servers too. */
-export const toToolSpecs = (tools: ReadonlyArray<ToolDoc>): Array<baml.ToolSpec> =>
-  tools.map((t) => ({ name: neutralise(t.name, "line"), description: neutralise(t.description, "line"), argsDoc: neutralise(t.argsDoc, "line") }))
+/**
+ * The offered tools on their way into the prompt (the list and the call classes): names, descriptions and every text
+ * of the schemas come from configs and MCP servers too, so they pass the one neutralising function like any untrusted
+ * text (a tool's name must stay callable: names are already limited to a safe set, which `neutralise` leaves alone).
+ */
+export const toolsForModel = (tools: ReadonlyArray<LlmTool>): ReadonlyArray<LlmTool> =>
+  tools.map((t) => ({ name: neutralise(t.name, "line"), description: neutralise(t.description, "line"), parameters: neutraliseJson(t.parameters) }))
 
-type BamlToolCall = baml.Reply["toolCalls"][number]
 type ToolCallChunk = Extract<LlmChunk, { type: "tool_call" }>
 
-const isOtherCall = (call: BamlToolCall): call is baml.OtherToolCall => "args" in call
-
-/** A parsed BAML tool call as `{ tool, args, description? }`. */
-export const toToolCall = (call: BamlToolCall): ToolCallChunk => {
-  const description = call.description === undefined || call.description === null || call.description === "" ? {} : { description: call.description }
-  const args = ((): JsonObject => {
-    if ("code" in call) return { code: call.code }
-    if ("url" in call) return { url: call.url }
-    if ("path" in call) return typeof call.path === "string" ? { path: call.path } : {}
-    // OtherToolCall: its args as given, even under a known tool's name (args that fit no class).
-    return isOtherCall(call) && call.args !== undefined && call.args !== null ? { ...call.args } : {}
-  })()
-  return { type: "tool_call", tool: call.tool, args, ...description }
-}
-
-/** Progress through one reply: text already emitted, tool calls already emitted. */
-export interface ReplyProgress {
-  readonly text: string
-  readonly toolCalls: number
-  /** A partial whose text did not extend what was emitted (e.g. a retry that said something else). */
-  readonly diverged: boolean
-}
-
-export const emptyProgress: ReplyProgress = { text: "", toolCalls: 0, diverged: false }
+const isRecord = (v: unknown): v is { readonly [key: string]: unknown } => typeof v === "object" && v !== null && !Array.isArray(v)
 
 /**
- * The chunks a (partial) reply adds to `progress`: the text past what was emitted, then tool calls
- * not yet emitted. A retry restarts BAML's partials from empty; that re-sent prefix adds nothing.
+ * A parsed call (an element of the final reply's `toolCalls`: `{ tool, args?, description? }`) as a chunk, its args
+ * aligned with the tool's schema when it was offered; undefined for an element without a tool name.
  */
-export const advance = (
-  progress: ReplyProgress,
-  reply: { readonly text?: string | null | undefined; readonly toolCalls: ReadonlyArray<BamlToolCall> }
-): { progress: ReplyProgress; chunks: Array<LlmChunk> } => {
-  const chunks: Array<LlmChunk> = []
-  let { diverged, text } = progress
-  const next = reply.text ?? ""
-  if (next.length > text.length) {
-    if (next.startsWith(text)) {
-      chunks.push({ type: "delta", text: next.slice(text.length) })
-      text = next
-    } else diverged = true
+export const toToolCall = (call: unknown, tools: ReadonlyMap<string, LlmTool>): ToolCallChunk | undefined => {
+  if (!isRecord(call) || typeof call["tool"] !== "string" || call["tool"] === "") return undefined
+  const tool = call["tool"]
+  const given = isRecord(call["args"]) ? call["args"] : {}
+  const offered = tools.get(tool)
+  const args: JsonObject = offered === undefined ? { ...given } : alignArgs(given, offered.parameters)
+  const description = call["description"]
+  return { type: "tool_call", tool, args, ...(typeof description === "string" && description !== "" ? { description } : {}) }
+}
+
+/**
+ * The part of a partial reply's text that later partials will extend. BAML's partial parser leaves a
+ * `\uXXXX` escape of an unfinished string undecoded (and garbled), and reads a trailing lone `\` as text;
+ * either would make the streamed text diverge from the final reply, so such text waits for a later chunk.
+ */
+export const stablePartial = <R extends { readonly text?: string | null | undefined }>(raw: string, partial: R): R | undefined => {
+  if (/(?:^|[^\\])(?:\\\\)*\\(?:u[0-9a-fA-F]{0,3})?$/.test(raw)) return undefined
+  const text = partial.text
+  const cut = typeof text === "string" ? text.search(/\\u[0-9a-fA-F]/) : -1
+  return cut < 0 || typeof text !== "string" ? partial : { ...partial, text: text.slice(0, cut) }
+}
+
+/** Token usage as reported on `done`, when the provider gave both counts. */
+export const toUsage = (usage: TokenUsage): LlmUsage | undefined =>
+  usage.inputTokens === undefined || usage.outputTokens === undefined ? undefined : { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens }
+
+/** A partial reply is parsed again only once the raw reply has grown by this factor (and at least PARSE_MIN_STEP). */
+const PARSE_GROWTH = 1.5
+const PARSE_MIN_STEP = 16
+
+/** What builds the text of a reply from its raw pieces (see {@link makeReplyAssembler}). */
+export interface ReplyAssembler {
+  /** A new attempt starts: its raw reply starts again from "". */
+  readonly attempt: () => void
+  /** More raw reply text of the current attempt: the deltas it adds, or an LlmError past the reply cap. */
+  readonly push: (piece: string) => Either.Either<ReadonlyArray<LlmChunk>, LlmError>
+  /** The whole text of a partial reply of the current attempt (BAML's own stream): the deltas it adds, or past the cap. */
+  readonly partial: (text: string) => Either.Either<ReadonlyArray<LlmChunk>, LlmError>
+  /** The raw reply of the current attempt. */
+  readonly raw: () => string
+  /** The final reply: its last deltas, then its tool calls; `diverged` when the streamed text is not its text. */
+  readonly finish: (text: string, calls: ReadonlyArray<ToolCallChunk>) => { readonly chunks: ReadonlyArray<LlmChunk>; readonly diverged: boolean }
+}
+
+/**
+ * The text of a reply, chunk by chunk, at a cost bounded per chunk: the text streams from an incremental scan of the
+ * raw reply (O(chunk)); a reply of another shape is parsed whole with `parsePartial` only when it has grown by
+ * PARSE_GROWTH since the last parse (O(reply) in all, amortised); tool calls come from the final parse only. A retry
+ * replays text already emitted: it is compared piece by piece (O(piece)) and only what goes past it is emitted; a
+ * retry that says something else emits nothing more (and the reply is `diverged`).
+ */
+export const makeReplyAssembler = (options: {
+  readonly maxReplyBytes: number
+  /** The text of the reply so far, from BAML's partial parse (undefined when none can be read yet). */
+  readonly parsePartial: (raw: string) => string | undefined
+}): ReplyAssembler => {
+  let emitted = ""
+  let diverged = false
+  // Per attempt: the scan, the raw reply, its size, how much of `emitted` it has repeated, when to parse next.
+  let scanner: ReplyScanner = makeReplyScanner()
+  let raw = ""
+  let bytes = 0
+  let mode: "sync" | "replay" | "diverged" = "sync"
+  let replayed = 0
+  let nextParseAt = 0
+
+  const tooLarge = () =>
+    new LlmError({ message: `the reply is larger than ${options.maxReplyBytes} bytes (TAPE_MAX_REPLY_BYTES); the text so far is kept`, retryable: false })
+
+  /** New text of this attempt, in order. */
+  const more = (text: string): Array<LlmChunk> => {
+    if (text === "" || mode === "diverged") return []
+    if (mode === "replay") {
+      const overlap = Math.min(text.length, emitted.length - replayed)
+      if (!emitted.startsWith(text.slice(0, overlap), replayed)) {
+        mode = "diverged"
+        diverged = true
+        return []
+      }
+      replayed += overlap
+      if (replayed < emitted.length) return []
+      mode = "sync"
+      text = text.slice(overlap)
+      if (text === "") return []
+    }
+    emitted += text
+    return [{ type: "delta", text }]
   }
-  const calls = reply.toolCalls.slice(progress.toolCalls).map(toToolCall)
-  chunks.push(...calls)
-  return { progress: { text, toolCalls: progress.toolCalls + calls.length, diverged }, chunks }
+
+  /** The whole text of this attempt so far (a partial or final parse). */
+  const whole = (text: string): Array<LlmChunk> => {
+    if (mode === "diverged") return []
+    if (text.length <= emitted.length) {
+      if (!emitted.startsWith(text)) {
+        mode = "diverged"
+        diverged = true
+      }
+      return []
+    }
+    if (!text.startsWith(emitted)) {
+      mode = "diverged"
+      diverged = true
+      return []
+    }
+    mode = "sync"
+    const delta = text.slice(emitted.length)
+    emitted = text
+    return [{ type: "delta", text: delta }]
+  }
+
+  return {
+    attempt: () => {
+      scanner = makeReplyScanner()
+      raw = ""
+      bytes = 0
+      mode = emitted === "" ? "sync" : "replay"
+      replayed = 0
+      nextParseAt = 0
+    },
+    push: (piece) => {
+      bytes += Buffer.byteLength(piece, "utf8")
+      if (bytes > options.maxReplyBytes) return Either.left(tooLarge())
+      raw += piece
+      const before = scanner.state
+      const scanned = before === "prefix" || before === "text" ? more(scanner.push(piece)) : []
+      if (scanner.state !== "unknown" || raw.length < nextParseAt) return Either.right(scanned)
+      nextParseAt = Math.max(raw.length + PARSE_MIN_STEP, Math.ceil(raw.length * PARSE_GROWTH))
+      const text = options.parsePartial(raw)
+      return Either.right(text === undefined ? scanned : [...scanned, ...whole(text)])
+    },
+    partial: (text) => (Buffer.byteLength(text, "utf8") > options.maxReplyBytes ? Either.left(tooLarge()) : Either.right(whole(text))),
+    raw: () => raw,
+    finish: (text, calls) => {
+      const chunks = whole(text)
+      if (emitted !== text) diverged = true
+      return { chunks: [...chunks, ...calls], diverged }
+    }
+  }
 }
 
 const firstLine = (s: string, max = 300): string => {
@@ -165,29 +330,14 @@ const providerMessage = (body: string | undefined): string | undefined => {
   return undefined
 }
 
-/**
- * The part of a partial reply's text that later partials will extend. BAML's partial parser leaves a
- * `\uXXXX` escape of an unfinished string undecoded (and garbled), and reads a trailing lone `\` as text;
- * either would make the streamed text diverge from the final reply, so such text waits for a later chunk.
- */
-export const stablePartial = <R extends { readonly text?: string | null | undefined }>(raw: string, partial: R): R | undefined => {
-  if (/(?:^|[^\\])(?:\\\\)*\\(?:u[0-9a-fA-F]{0,3})?$/.test(raw)) return undefined
-  const text = partial.text
-  const cut = typeof text === "string" ? text.search(/\\u[0-9a-fA-F]/) : -1
-  return cut < 0 || typeof text !== "string" ? partial : { ...partial, text: text.slice(0, cut) }
-}
-
-/** Token usage as reported on `done`, when the provider gave both counts. */
-export const toUsage = (usage: TokenUsage): LlmUsage | undefined =>
-  usage.inputTokens === undefined || usage.outputTokens === undefined ? undefined : { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens }
-
-/** A failure of the fast path as an LlmError, worded like BAML's own failures. */
+/** A failure of our HTTP path as an LlmError, worded like BAML's own failures. */
 const fromStreamRequest = (error: StreamRequestError): LlmError => {
   switch (error.reason) {
     case "status": {
       const status = error.status ?? 0
+      const wait = error.retryAfter === undefined ? "" : ` (it asks to retry after ${Duration.format(error.retryAfter)})`
       return new LlmError({
-        message: `provider error ${status}: ${providerMessage(error.detail) ?? firstLine(error.detail)}`,
+        message: `provider error ${status}: ${providerMessage(error.detail) ?? firstLine(error.detail)}${wait}`,
         retryable: retryableStatus(status),
         cause: error
       })
@@ -195,7 +345,11 @@ const fromStreamRequest = (error: StreamRequestError): LlmError => {
     case "network":
       return new LlmError({ message: `connection to the model failed: ${firstLine(error.detail)}`, retryable: true, cause: error })
     case "provider":
-      return new LlmError({ message: `provider error: ${firstLine(error.detail)}`, retryable: true, cause: error })
+      return new LlmError({ message: `provider error: ${firstLine(error.detail)}`, retryable: error.providerRetryable ?? true, cause: error })
+    case "idle":
+      return new LlmError({ message: `the model stalled: ${error.detail} (TAPE_PROVIDER_IDLE_MS)`, retryable: true, cause: error })
+    case "too_large":
+      return new LlmError({ message: `the reply is too large: ${error.detail} (TAPE_MAX_REPLY_BYTES)`, retryable: false, cause: error })
     default: {
       const _exhaustive: never = error.reason
       return _exhaustive
@@ -203,21 +357,16 @@ const fromStreamRequest = (error: StreamRequestError): LlmError => {
   }
 }
 
-/** A BAML (or fast-path) failure as an LlmError with a short, readable message. */
+/** A BAML (or HTTP path) failure as an LlmError with a short, readable message. */
 export const toLlmError = (cause: unknown): LlmError => {
+  if (cause instanceof LlmError) return cause
   if (cause instanceof StreamRequestError) return fromStreamRequest(cause)
   const error = cause instanceof Error ? toBamlError(cause) : toBamlError(new Error(String(cause)))
   if (error instanceof BamlClientHttpError) {
     const status = error.status_code
     const body = error.raw_response ?? error.message.slice(error.message.indexOf("\n") + 1)
     const detail = providerMessage(body) ?? firstLine(error.message.replace(/^(?:\w+: )+/, ""))
-    if (status >= 100) {
-      return new LlmError({
-        message: `provider error ${status}: ${detail}`,
-        retryable: retryableStatus(status),
-        cause: error
-      })
-    }
+    if (status >= 100) return new LlmError({ message: `provider error ${status}: ${detail}`, retryable: retryableStatus(status), cause: error })
     return new LlmError({ message: `connection to the model failed: ${detail}`, retryable: true, cause: error })
   }
   if (error instanceof BamlValidationError) {
@@ -230,193 +379,257 @@ export const toLlmError = (cause: unknown): LlmError => {
 // ---------------------------------------------------------------------------------------------
 // The service
 
-/** Builds the service for `provider`: every call is a fresh request with its own AbortController. */
-export const makeLlmClient = (provider: Provider): LlmClientService => {
-  const local = provider.kind === "offline" || provider.kind === "scripted"
-  const dialect = dialectOf(provider.client)
-  const policy = RETRY_POLICIES[provider.client.retryPolicy]
-  const stream = (input: LlmInput): Stream.Stream<LlmChunk, LlmError> =>
-    Stream.asyncPush<LlmChunk, LlmError>(
-      (emit) =>
-        Effect.acquireRelease(
-          Effect.map(Effect.runtime<never>(), (runtime) => {
-            const controller = new AbortController()
-            const { signal } = controller
-            const state = { finished: false }
-            const drive = async () => {
-              let progress = emptyProgress
-              const push = (reply: Parameters<typeof advance>[1]) => {
-                const step = advance(progress, reply)
-                progress = step.progress
-                // After an interrupt nothing more may leave, even if a chunk was already on its way.
-                for (const chunk of step.chunks) if (!signal.aborted) emit.single(chunk)
-              }
-              const finish = (usage: LlmUsage | undefined) => {
-                state.finished = true
-                if (progress.diverged) {
-                  Runtime.runFork(runtime)(Effect.logWarning(`turn ${input.turnId}: the streamed text diverged from the final reply`))
-                }
-                emit.single(usage === undefined ? { type: "done" } : { type: "done", usage })
-                emit.end()
-              }
-              try {
-                const registry = local ? provider.registryWith({ [TURN_HEADER]: input.turnId }) : provider.registry
-                const messages = toChatMessages(input.memory)
-                const tools = toToolSpecs(input.tools)
-                if (dialect !== undefined) {
-                  // BAML renders the prompt and the provider's body; sending and reading it here sees every
-                  // SSE chunk as it lands (BAML's stream batches them) and the usage chunk.
-                  const request = prepareRequest(await b.streamRequest.Chat(messages, tools, { clientRegistry: registry }), dialect)
-                  if (signal.aborted) return
-                  // The text streams from an incremental scan of the raw reply (O(chunk) per read); BAML parses
-                  // the whole reply only once the text has closed, on reads that may complete a tool call (a `}`),
-                  // when the reply has another shape (then on every read, as the scan cannot help), and at the end.
-                  let scanner = makeReplyScanner()
-                  let seen = ""
-                  // Whether the text of this attempt so far is exactly `progress.text` (false after a retry until
-                  // the retry has caught up with what was emitted; until then `attempt` holds its text).
-                  let inSync = true
-                  let attempt = ""
-                  const pushText = (text: string) => {
-                    if (inSync) {
-                      progress = { ...progress, text: progress.text + text }
-                      if (!signal.aborted) emit.single({ type: "delta", text })
-                      return
-                    }
-                    attempt += text
-                    push({ text: attempt, toolCalls: [] })
-                    if (!progress.diverged && progress.text === attempt) {
-                      inSync = true
-                      attempt = ""
-                    }
-                  }
-                  const parsePartial = (raw: string) => {
-                    const partial = (() => {
-                      try {
-                        return b.parseStream.Chat(raw)
-                      } catch {
-                        // Nothing parseable yet (e.g. prose before the JSON): wait for more.
-                        return undefined
-                      }
-                    })()
-                    const stable = partial === undefined ? undefined : stablePartial(raw, partial)
-                    if (stable !== undefined) push(stable)
-                  }
-                  const result = await streamChat({
-                    request,
-                    dialect,
-                    policy,
-                    signal,
-                    onText: (raw) => {
-                      if (signal.aborted) return
-                      let chunk: string
-                      if (raw.length > seen.length && raw.startsWith(seen)) chunk = raw.slice(seen.length)
-                      else {
-                        // A retry: its reply starts again from "".
-                        scanner = makeReplyScanner()
-                        inSync = progress.text === ""
-                        attempt = ""
-                        chunk = raw
-                      }
-                      seen = raw
-                      let state = scanner.state
-                      if (state === "prefix" || state === "text") {
-                        const text = scanner.push(chunk)
-                        if (text !== "") pushText(text)
-                        state = scanner.state
-                        if (state === "prefix" || state === "text") return
-                      }
-                      if (state === "closed" && !chunk.includes("}")) return
-                      parsePartial(raw)
-                    }
-                  })
-                  if (signal.aborted) return
-                  const final = b.parse.Chat(result.raw)
-                  push(final)
-                  // The final parse is the truth: say so when the streamed text is not what it says.
-                  if (!progress.diverged && (final.text ?? "") !== progress.text) progress = { ...progress, diverged: true }
-                  finish(toUsage(result.usage))
-                  return
-                }
-                const reply = b.stream.Chat(messages, tools, { clientRegistry: registry, signal })
-                for await (const partial of reply) {
-                  if (signal.aborted) return
-                  push(partial)
-                }
-                const final = await reply.getFinalResponse()
-                if (signal.aborted) return
-                push(final)
-                finish(undefined)
-              } catch (cause) {
-                state.finished = true
-                if (!signal.aborted) emit.fail(toLlmError(cause))
-              }
-            }
-            void drive()
-            return { controller, state }
-          }),
-          ({ controller, state }) => Effect.sync(() => (state.finished ? undefined : controller.abort()))
-        ),
-      { bufferSize: "unbounded" }
-    ).pipe(Stream.withSpan("LlmClient.stream", { attributes: { turnId: input.turnId, provider: provider.kind, model: provider.model } }))
-  return { kind: provider.kind, model: provider.model, stream }
+/** One model choice, ready to call. */
+interface Choice {
+  readonly spec: ModelSpec
+  readonly client: ClientSpec
+  readonly registry: ReturnType<typeof makeRegistry>
+  /** Undefined: only BAML's own runtime can call it. */
+  readonly dialect: Dialect | undefined
+  readonly policy: RetryPolicy
+  /** The in-process endpoint (offline / scripted): it is told the turn and the model turn. */
+  readonly local: boolean
 }
 
-// BAML logs every prompt at info level; keep it to warnings unless BAML_LOG asks otherwise.
-const quietBaml = Effect.sync(() => {
-  if (process.env["BAML_LOG"] === undefined && getLogLevel().toLowerCase() !== "warn") setLogLevel("warn")
-})
+/** What {@link makeLlmClient} needs besides the choices. */
+export interface LlmClientOptions {
+  /** Where the in-process endpoint listens (offline / scripted choices). */
+  readonly offlineBaseUrl: string
+  readonly limits: LlmLimits
+  readonly http: HttpClient.HttpClient
+}
 
-/** The model service (`"tape/LlmClient"`). */
-export class LlmClient extends Context.Tag("tape/LlmClient")<LlmClient, LlmClientService>() {
-  /** Provider from `env`; starts the in-process endpoint (for the life of the layer) when offline or scripted. */
-  static layerFromEnv(env: Env): Layer.Layer<LlmClient, ScriptError> {
-    return Layer.scoped(
-      LlmClient,
-      Effect.gen(function* () {
-        yield* quietBaml
-        const kind = providerKind(env)
-        if (kind === "offline" || kind === "scripted") {
-          const script = kind === "scripted" ? yield* loadScript(env["LLM_SCRIPT"] ?? "") : undefined
-          const endpoint = yield* serveOffline(script === undefined ? {} : { script })
-          return makeLlmClient(selectProvider(env, endpoint))
+/** Builds the service for `choices`: every call is a fresh request, aborted when its stream is interrupted. */
+export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions): LlmClientService => {
+  const { limits, http } = options
+  const byName = new Map(
+    choices.models.map((spec): [string, Choice] => {
+      const client = clientSpec(spec, options.offlineBaseUrl)
+      return [
+        spec.name,
+        {
+          spec,
+          client,
+          registry: makeRegistry(client),
+          dialect: dialectOf(client),
+          policy: bamlRetryPolicy(client.retryPolicy),
+          local: spec.provider === "offline" || spec.provider === "scripted"
         }
-        return makeLlmClient(selectProvider(env))
+      ]
+    })
+  )
+  const fallback = byName.get(choices.default)
+  if (fallback === undefined) throw new Error(`the default model ${JSON.stringify(choices.default)} is not one of the choices`)
+
+  const idleError = () =>
+    new LlmError({ message: `the model stalled: nothing for ${Duration.format(limits.idleTimeout)} (TAPE_PROVIDER_IDLE_MS)`, retryable: true })
+  const totalError = () =>
+    new LlmError({ message: `the model call took longer than ${Duration.format(limits.totalTimeout)} (TAPE_PROVIDER_TIMEOUT_MS)`, retryable: true })
+
+  /** The closing chunks of a reply from its final parse. */
+  const closing = (
+    input: LlmInput,
+    reply: ReplyAssembler,
+    final: baml.Reply,
+    tools: ReadonlyMap<string, LlmTool>,
+    usage: TokenUsage
+  ): Effect.Effect<ReadonlyArray<LlmChunk>> => {
+    const calls: unknown = final["toolCalls"]
+    const parsed = Array.isArray(calls) ? calls.flatMap((c: unknown) => toToolCall(c, tools) ?? []) : []
+    const { chunks, diverged } = reply.finish(typeof final.text === "string" ? final.text : "", parsed)
+    const u = toUsage(usage)
+    const done: LlmChunk = u === undefined ? { type: "done" } : { type: "done", usage: u }
+    const out = Effect.succeed([...chunks, done])
+    // The final parse is the truth: say so when the streamed text is not what it says.
+    return diverged ? Effect.zipRight(Effect.logWarning(`turn ${input.turnId}: the streamed text diverged from the final reply`), out) : out
+  }
+
+  const fromEither = <A>(e: Either.Either<A, LlmError>): Effect.Effect<A, LlmError> => Either.match(e, { onLeft: Effect.fail, onRight: Effect.succeed })
+
+  /** Our own HTTP path: BAML builds the request and parses; we send it and read every chunk. */
+  const viaHttp = (choice: Choice, dialect: Dialect, input: LlmInput, call: Call): Stream.Stream<LlmChunk, LlmError> =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const built = yield* Effect.tryPromise({
+          try: () => b.streamRequest.Chat(call.messages, call.specs, { clientRegistry: choice.registry, tb: call.tb }),
+          catch: toLlmError
+        })
+        const headers = choice.local ? { [TURN_HEADER]: input.turnId, [MODEL_TURN_HEADER]: String(input.modelTurn) } : {}
+        const request = prepareRequest(built, dialect, headers)
+        const reply = makeReplyAssembler({
+          maxReplyBytes: limits.maxReplyBytes,
+          parsePartial: (raw) => {
+            try {
+              const partial = stablePartial(raw, b.parseStream.Chat(raw, { tb: call.tb }))
+              return typeof partial?.text === "string" ? partial.text : undefined
+            } catch {
+              // Nothing parseable yet (e.g. prose before the JSON): wait for more.
+              return undefined
+            }
+          }
+        })
+        let usage: TokenUsage = {}
+        const body = streamProvider(request, dialect, choice.policy, limits).pipe(
+          Stream.provideService(HttpClient.HttpClient, http),
+          Stream.mapError(fromStreamRequest),
+          Stream.mapConcatEffect((piece) => {
+            switch (piece.type) {
+              case "attempt":
+                reply.attempt()
+                usage = {}
+                return Effect.succeed([])
+              case "usage":
+                usage = { ...usage, ...piece.usage }
+                return Effect.succeed([])
+              case "text":
+                return fromEither(reply.push(piece.text))
+              default: {
+                const _exhaustive: never = piece
+                return _exhaustive
+              }
+            }
+          })
+        )
+        const end = Stream.fromIterableEffect(
+          Effect.try({ try: () => b.parse.Chat(reply.raw(), { tb: call.tb }), catch: toLlmError }).pipe(
+            Effect.flatMap((final) => closing(input, reply, final, call.tools, usage))
+          )
+        )
+        return Stream.concat(body, end)
+      })
+    )
+
+  /** BAML's own stream (providers we do not read ourselves). */
+  const viaBaml = (choice: Choice, input: LlmInput, call: Call): Stream.Stream<LlmChunk, LlmError> =>
+    Stream.unwrapScoped(
+      Effect.gen(function* () {
+        const controller = yield* Effect.acquireRelease(Effect.sync(() => new AbortController()), (c, exit) =>
+          Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => c.abort())
+        )
+        const stream = b.stream.Chat(call.messages, call.specs, { clientRegistry: choice.registry, tb: call.tb, signal: controller.signal })
+        const reply = makeReplyAssembler({ maxReplyBytes: limits.maxReplyBytes, parsePartial: () => undefined })
+        reply.attempt()
+        const partials = Stream.fromAsyncIterable(stream, toLlmError).pipe(
+          Stream.timeoutFail(idleError, limits.idleTimeout),
+          Stream.mapConcatEffect((partial) => fromEither(reply.partial(typeof partial.text === "string" ? partial.text : "")))
+        )
+        const end = Stream.fromIterableEffect(
+          Effect.tryPromise({ try: () => stream.getFinalResponse(), catch: toLlmError }).pipe(
+            Effect.flatMap((final) => closing(input, reply, final, call.tools, {}))
+          )
+        )
+        return Stream.concat(partials, end)
+      })
+    )
+
+  const stream = (input: LlmInput): Stream.Stream<LlmChunk, LlmError> => {
+    const name = input.model ?? choices.default
+    const choice = byName.get(name)
+    if (choice === undefined) {
+      return Stream.fail(
+        new LlmError({ message: `unknown model ${JSON.stringify(name)}; the models are: ${[...byName.keys()].join(", ")}`, retryable: false })
+      )
+    }
+    const reply = Stream.suspend(() => {
+      const call = promptOf(input.memory, input.tools)
+      return choice.dialect === undefined ? viaBaml(choice, input, call) : viaHttp(choice, choice.dialect, input, call)
+    })
+    return reply.pipe(
+      Stream.interruptWhen(Effect.zipRight(Effect.sleep(limits.totalTimeout), Effect.fail(totalError()))),
+      Stream.withSpan("LlmClient.stream", {
+        attributes: { turnId: input.turnId, provider: choice.spec.provider, model: choice.spec.model, modelTurn: input.modelTurn }
       })
     )
   }
 
-  /** Provider from `process.env` (read when the layer is built). */
-  static readonly layer: Layer.Layer<LlmClient, ScriptError> = Layer.unwrapEffect(
-    Effect.sync(() => LlmClient.layerFromEnv(process.env))
-  )
+  return { kind: fallback.spec.provider, model: fallback.spec.name, models: modelInfos(choices), stream }
+}
 
-  /** A scripted model (a script or the path of a script file), exposing its endpoint for assertions. */
-  static layerScripted(script: Script | string): Layer.Layer<LlmClient | OfflineEndpoint, ScriptError> {
-    return LlmClient.layerLocal(typeof script === "string" ? loadScript(script) : Effect.succeed(script))
+/** What one call hands BAML. */
+/** The BAML `Chat` function's inputs for one call: the messages, the tool list and the tools' call classes. */
+export interface Call {
+  readonly messages: Array<baml.ChatMessage>
+  readonly specs: Array<baml.ToolSpec>
+  readonly tb: ReturnType<typeof toolTypes>
+  readonly tools: ReadonlyMap<string, LlmTool>
+}
+
+/** The one way memory and tools become a prompt's inputs (every untrusted text neutralised on the way). */
+export const promptOf = (memory: LlmMemory, offered: ReadonlyArray<LlmTool>): Call => {
+  const tools = toolsForModel(offered)
+  return {
+    messages: toChatMessages(memory),
+    specs: tools.map((t) => ({ name: t.name, description: t.description })),
+    tb: toolTypes(tools),
+    tools: new Map(tools.map((t) => [t.name, t]))
   }
+}
 
-  /** The offline model, exposing its endpoint for assertions. */
-  static layerOffline(options: Omit<OfflineOptions, "script"> = {}): Layer.Layer<LlmClient | OfflineEndpoint> {
-    return LlmClient.layerLocal(Effect.succeed(undefined), options)
-  }
+// BAML logs every prompt at info level; keep it to warnings unless BAML_LOG asks otherwise.
+const quietBaml = Config.option(Config.string("BAML_LOG")).pipe(
+  Effect.flatMap((level) =>
+    Effect.sync(() => {
+      if (Option.isNone(level) && getLogLevel().toLowerCase() !== "warn") setLogLevel("warn")
+    })
+  ),
+  // A BAML_LOG that cannot be read leaves BAML's own level.
+  Effect.ignore
+)
 
-  private static layerLocal<E>(
-    script: Effect.Effect<Script | undefined, E>,
-    options: Omit<OfflineOptions, "script"> = {}
-  ): Layer.Layer<LlmClient | OfflineEndpoint, E> {
-    const endpoint = Layer.scoped(
-      OfflineEndpoint,
-      Effect.flatMap(script, (s) => serveOffline(s === undefined ? options : { ...options, script: s }))
-    )
+/** What {@link LlmClient.layerWith} is built from. */
+export interface LlmClientConfig {
+  readonly choices: ModelChoices
+  /** The script the `scripted` choice plays. */
+  readonly script?: Script
+  readonly limits?: LlmLimits
+  /** Pacing of the offline model. */
+  readonly offline?: Omit<OfflineOptions, "script">
+}
+
+/** The model service (`"tape/LlmClient"`). Every layer also starts the in-process endpoint (`OfflineEndpoint`). */
+export class LlmClient extends Context.Tag("tape/LlmClient")<LlmClient, LlmClientService>() {
+  /** The choices, the script and the limits given; the HTTP client is fetch's. */
+  static layerWith(config: LlmClientConfig): Layer.Layer<LlmClient | OfflineEndpoint> {
+    const endpoint = Layer.scoped(OfflineEndpoint, serveOffline({ ...config.offline, ...(config.script === undefined ? {} : { script: config.script }) }))
     const client = Layer.effect(
       LlmClient,
-      Effect.zipRight(quietBaml, OfflineEndpoint).pipe(
-        Effect.map((e) => makeLlmClient(selectProvider(e.mode === "scripted" ? { LLM_SCRIPT: "inline" } : {}, e)))
+      Effect.gen(function* () {
+        yield* quietBaml
+        const local: OfflineEndpointService = yield* OfflineEndpoint
+        const http = yield* HttpClient.HttpClient
+        return makeLlmClient(config.choices, { offlineBaseUrl: local.baseUrl, limits: config.limits ?? DEFAULT_LIMITS, http })
+      })
+    ).pipe(Layer.provide(FetchHttpClient.layer))
+    return Layer.provideMerge(client, endpoint)
+  }
+
+  /**
+   * From the environment, read with Config: the model choices (see `envModelsConfig`), LLM_SCRIPT, and the limits
+   * (`llmLimitsConfig`). A bad value is a ConfigError naming the variable; an unreadable script a ScriptError.
+   */
+  static readonly layer: Layer.Layer<LlmClient | OfflineEndpoint, ConfigError.ConfigError | ScriptError> = Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const { choices, script } = yield* envModelsConfig
+      const limits = yield* llmLimitsConfig
+      const played = Option.isSome(script) ? yield* loadScript(script.value) : undefined
+      return LlmClient.layerWith({ choices, limits, ...(played === undefined ? {} : { script: played }) })
+    })
+  )
+
+  /** A scripted model (a script or the path of a script file) as the only choice. */
+  static layerScripted(script: Script | string, limits?: LlmLimits): Layer.Layer<LlmClient | OfflineEndpoint, ScriptError> {
+    return Layer.unwrapEffect(
+      Effect.map(typeof script === "string" ? loadScript(script) : Effect.succeed(script), (s) =>
+        LlmClient.layerWith({ choices: localChoices("scripted"), script: s, ...(limits === undefined ? {} : { limits }) })
       )
     )
-    return Layer.provideMerge(client, endpoint)
+  }
+
+  /** The offline model as the only choice. */
+  static layerOffline(options: Omit<OfflineOptions, "script"> = {}): Layer.Layer<LlmClient | OfflineEndpoint> {
+    return LlmClient.layerWith({ choices: localChoices("offline"), offline: options })
   }
 }
 
 export { OfflineEndpoint, ScriptError }
+export type { ModelChoices, ModelInfo, ModelSpec, ProviderKind } from "./provider.ts"

@@ -30,8 +30,8 @@ export const make = Effect.gen(function* () {
 
   const stream = (work: Extract<Work, { kind: "turn" }>) => {
     const { session, turnId } = work
-    const tools = catalogue.specs().map(({ name, description, argsDoc }) => ({ name, description, argsDoc }))
-    return llm.stream({ memory: work.prompt, tools, turnId }).pipe(
+    const tools = catalogue.specs().map(({ name, description, parameters }) => ({ name, description, parameters }))
+    return llm.stream({ memory: work.prompt, tools, turnId, modelTurn: work.entry, model: work.model }).pipe(
       Stream.runForEach((chunk) => {
         switch (chunk.type) {
           case "delta":

@@ -1,13 +1,34 @@
 /**
- * The built-in model: an OpenAI-compatible `POST /v1/chat/completions` (SSE) served in-process by Bun,
- * which BAML calls over real HTTP. Plays the offline model or a script (DESIGN.md §6). Holds no session state.
+ * The built-in model: an OpenAI-compatible `POST /v1/chat/completions` (SSE) served in-process by Bun, which the
+ * LLM client calls over real HTTP. Plays the offline model or a script (DESIGN.md §6). Holds no session state: the
+ * script entry a request plays is the one its `x-tape-model-turn` header names (a count from the session's tape).
  */
 import { Context, Data, Effect, Schema, type Scope } from "effect"
 import { JsonObject } from "../domain/Event.ts"
-import { sleep } from "./streamRequest.ts"
 
 /** The per-turn header the LLM client sends; retries of a turn carry the same value. */
 export const TURN_HEADER = "x-tape-turn"
+
+/**
+ * The header naming the script entry to play: the number of earlier model turns of the session (retries excluded),
+ * so a restarted process, or another server of a cluster, plays the same entry for the same turn.
+ */
+export const MODEL_TURN_HEADER = "x-tape-model-turn"
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (ms <= 0 || signal.aborted) return resolve()
+    const onAbort = () => {
+      clearTimeout(timer)
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort)
+      resolve()
+    }, ms)
+    signal.addEventListener("abort", onAbort, { once: true })
+  })
 
 /** One tool call of a scripted turn. */
 export const ScriptToolCall = Schema.Struct({
@@ -37,7 +58,7 @@ export const ScriptTurn = Schema.Struct({
 })
 export type ScriptTurn = typeof ScriptTurn.Type
 
-/** A scripted model: one entry per turn, played in order. */
+/** A scripted model: entry n is played for a session's model turn n (its earlier model turns counted on its tape). */
 export const Script = Schema.Struct({ turns: Schema.Array(ScriptTurn) })
 export type Script = typeof Script.Type
 
@@ -69,9 +90,9 @@ export type EndpointEvent =
       readonly requestId: number
       /** The `x-tape-turn` header, or a digest of the prompt when absent. */
       readonly turnKey: string
-      /** 1 for the first attempt of a turn, 2.. for BAML's retries. */
+      /** 1 for the first attempt of a turn, 2.. for the client's retries. */
       readonly attempt: number
-      /** Index of the script entry played (undefined for the offline model or an exhausted script). */
+      /** Index of the script entry played (undefined for the offline model, a missing header or an exhausted script). */
       readonly entry: number | undefined
       readonly at: number
     }
@@ -125,17 +146,11 @@ interface Plan {
   readonly fail?: { readonly message: string; readonly mode: "500" | "drop" }
 }
 
-/** Classes of baml_src/chat.baml whose args sit flat beside `tool`; any other tool goes as `{tool, args}`. */
-const FLAT_TOOLS = new Set(["eval", "read_file", "list_files", "http_get"])
-
-/** The raw model output the BAML `Reply` parser expects. */
+/** The raw model output the BAML `Reply` parser expects: every call as `{ tool, args, description? }`. */
 export const renderReply = (text: string, toolCalls: ReadonlyArray<ReplyToolCall>): string =>
   JSON.stringify({
     text,
-    toolCalls: toolCalls.map((c) => {
-      const description = c.description === undefined ? {} : { description: c.description }
-      return FLAT_TOOLS.has(c.tool) ? { tool: c.tool, ...c.args, ...description } : { tool: c.tool, args: c.args, ...description }
-    })
+    toolCalls: toolCalls.map((c) => ({ tool: c.tool, args: c.args, ...(c.description === undefined ? {} : { description: c.description }) }))
   })
 
 /** Splits `s` into pieces of `n` code points (never inside a surrogate pair). */
@@ -228,24 +243,29 @@ export const offlineReply = (messages: ReadonlyArray<unknown>): { text: string; 
 }
 
 // ---------------------------------------------------------------------------------------------
-// The script player: tells a retry (same turn key) from the next turn (a new key).
+// The script player: the entry is the one the request names; attempts are counted per turn key, for the log only.
 
-type Played =
-  | { readonly _tag: "Entry"; readonly index: number; readonly turn: ScriptTurn; readonly attempt: number }
-  | { readonly _tag: "Exhausted"; readonly played: number; readonly attempt: number }
+/** Turn keys whose attempts are remembered (the oldest is forgotten first): the log needs only recent turns. */
+const ATTEMPT_KEYS = 1024
 
-const makePlayer = (script: Script) => {
-  let next = 0
-  let current: { key: string; index: number | undefined; attempt: number } | undefined
-  return (key: string): Played => {
-    if (current?.key === key) current.attempt += 1
-    else if (next < script.turns.length) current = { key, index: next++, attempt: 1 }
-    else current = { key, index: undefined, attempt: 1 }
-    const turn = current.index === undefined ? undefined : script.turns[current.index]
-    return current.index === undefined || turn === undefined
-      ? { _tag: "Exhausted", played: next, attempt: current.attempt }
-      : { _tag: "Entry", index: current.index, turn, attempt: current.attempt }
+const makeAttempts = () => {
+  const counts = new Map<string, number>()
+  return (key: string): number => {
+    const n = (counts.get(key) ?? 0) + 1
+    counts.delete(key)
+    counts.set(key, n)
+    if (counts.size > ATTEMPT_KEYS) {
+      const oldest = counts.keys().next()
+      if (oldest.done !== true) counts.delete(oldest.value)
+    }
+    return n
   }
+}
+
+/** The entry index a `x-tape-model-turn` value names, or undefined when it is not a plain non-negative integer. */
+export const modelTurnOf = (value: string | null): number | undefined => {
+  if (value === null || !/^(?:0|[1-9][0-9]{0,8})$/.test(value)) return undefined
+  return Number(value)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -262,9 +282,8 @@ const tokens = (s: string): number => Math.ceil(s.length / 4)
 const promptTokens = (s: string): number => s.split(/\s+/).filter((w) => w !== "").length
 
 /**
- * Starts the endpoint on 127.0.0.1 (port 0) for the life of the scope.
- * With `script`, each new turn key (the `x-tape-turn` header, else a digest of the prompt, which a
- * retry repeats exactly) plays the next entry; a repeated key is a retry and replays the same entry.
+ * Starts the endpoint on 127.0.0.1 (port 0) for the life of the scope. With `script`, a request plays the entry its
+ * `x-tape-model-turn` header names (retries of a call carry the same value, so they replay the same entry).
  */
 export const serveOffline = (options: OfflineOptions = {}): Effect.Effect<OfflineEndpointService, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -274,20 +293,23 @@ export const serveOffline = (options: OfflineOptions = {}): Effect.Effect<Offlin
       log.push(event)
       for (const w of [...waiters]) w(event)
     }
-    const play = options.script === undefined ? undefined : makePlayer(options.script)
+    const { script } = options
+    const attempts = makeAttempts()
     let requestIds = 0
 
+    /** The plan for a request, or why there is none (an HTTP 4xx/5xx with that message). */
     const planOf = (
-      key: string,
-      messages: ReadonlyArray<unknown>
-    ): { plan: Plan; attempt: number; entry: number | undefined } | { exhausted: number; attempt: number } => {
-      if (play === undefined) {
+      messages: ReadonlyArray<unknown>,
+      modelTurn: string | null
+    ): { plan: Plan; entry: number | undefined } | { status: number; error: string } => {
+      if (script === undefined) {
         const reply = offlineReply(messages)
-        return { plan: { ...reply, chunkChars: options.chunkChars ?? 8, delayMs: options.delayMs ?? 12 }, attempt: 1, entry: undefined }
+        return { plan: { ...reply, chunkChars: options.chunkChars ?? 8, delayMs: options.delayMs ?? 12 }, entry: undefined }
       }
-      const played = play(key)
-      if (played._tag === "Exhausted") return { exhausted: played.played, attempt: played.attempt }
-      const t = played.turn
+      const entry = modelTurnOf(modelTurn)
+      if (entry === undefined) return { status: 400, error: `expected a ${MODEL_TURN_HEADER} header with the session's model turn` }
+      const t = script.turns[entry]
+      if (t === undefined) return { status: 500, error: `script exhausted: entry ${entry} asked for, the script has ${script.turns.length}` }
       const plan: Plan = {
         text: t.text ?? "",
         toolCalls: t.toolCalls ?? [],
@@ -295,7 +317,7 @@ export const serveOffline = (options: OfflineOptions = {}): Effect.Effect<Offlin
         delayMs: t.delayMs ?? 5,
         ...(t.fail === undefined ? {} : { fail: { message: t.fail, mode: t.failMode ?? "500" } })
       }
-      return { plan, attempt: played.attempt, entry: played.index }
+      return { plan, entry }
     }
 
     const handle = async (req: Request): Promise<Response> => {
@@ -308,15 +330,15 @@ export const serveOffline = (options: OfflineOptions = {}): Effect.Effect<Offlin
       const model = options.script === undefined ? "offline" : "scripted"
       const turnKey = req.headers.get(TURN_HEADER) ?? `prompt:${Bun.hash(JSON.stringify(messages)).toString(16)}`
       const requestId = ++requestIds
-      const chosen = planOf(turnKey, messages)
+      const chosen = planOf(messages, req.headers.get(MODEL_TURN_HEADER))
       const entry = "plan" in chosen ? chosen.entry : undefined
-      record({ type: "request", requestId, turnKey, attempt: chosen.attempt, entry, at: performance.now() })
+      record({ type: "request", requestId, turnKey, attempt: attempts(turnKey), entry, at: performance.now() })
       const closed = (outcome: "completed" | "aborted" | "failed" | "dropped", chunksSent: number, chunksTotal: number) =>
         record({ type: "closed", requestId, turnKey, outcome, chunksSent, chunksTotal, at: performance.now() })
 
       if (!("plan" in chosen)) {
         closed("failed", 0, 0)
-        return errorResponse(500, `script exhausted: ${chosen.exhausted} turns played`)
+        return errorResponse(chosen.status, chosen.error)
       }
       const { plan } = chosen
       if (plan.fail?.mode === "500") {

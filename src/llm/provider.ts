@@ -1,14 +1,47 @@
 /**
- * Picks the model provider from the environment (DESIGN.md §6) and builds BAML's ClientRegistry for it.
- * A pure function of its arguments: reads no process.env itself and starts nothing.
+ * The model choices (DESIGN.md §6): named models (provider, model id, options), one of them the default, read from
+ * the environment with Effect Config or given by a config file; and the BAML client of each (a ClientRegistry).
+ * Reads no process.env itself and starts nothing.
  */
 import { ClientRegistry } from "@boundaryml/baml"
+import { Config, ConfigError, Either, Option, Redacted } from "effect"
 
 /** Where replies come from. `offline` and `scripted` are the in-process endpoint (src/llm/offline.ts). */
 export type ProviderKind = "anthropic" | "openai" | "bedrock" | "openai-generic" | "offline" | "scripted"
 
-/** The environment variables that matter here (unset and empty mean the same). */
-export type Env = Readonly<Record<string, string | undefined>>
+/** One named model choice, as configured. */
+export interface ModelSpec {
+  /** What a session picks it by, and what TurnStarted.model records. */
+  readonly name: string
+  readonly provider: ProviderKind
+  /** The provider's model id (`offline` / `scripted` for the in-process endpoint). */
+  readonly model: string
+  /** The provider's base URL (a gateway, proxy or compatible server); the provider's own when absent. */
+  readonly baseUrl?: string
+  readonly apiKey?: Redacted.Redacted<string>
+  /** The reply's token limit (Anthropic requires one). */
+  readonly maxTokens?: number
+  /** The prompt's token budget; past it the writer compacts the memory. A default per provider when absent. */
+  readonly contextTokens?: number
+  /** AWS region (Bedrock). */
+  readonly region?: string
+}
+
+/** The model choices and which one a call without a `model` gets. */
+export interface ModelChoices {
+  readonly models: ReadonlyArray<ModelSpec>
+  /** The name of the default choice (one of `models`). */
+  readonly default: string
+}
+
+/** A model choice as listed for `/api/info` and a model picker. */
+export interface ModelInfo {
+  readonly name: string
+  readonly provider: ProviderKind
+  readonly model: string
+  readonly default: boolean
+  readonly contextTokens: number
+}
 
 /** A BAML client definition, as handed to `ClientRegistry.addLlmClient`. */
 export interface ClientSpec {
@@ -18,18 +51,6 @@ export interface ClientSpec {
   readonly options: Readonly<Record<string, unknown>>
   /** A retry_policy declared in baml_src/chat.baml. */
   readonly retryPolicy: "TapeRetry" | "OfflineRetry"
-}
-
-/** The chosen provider. */
-export interface Provider {
-  readonly kind: ProviderKind
-  /** Display name recorded on TurnStarted: `offline`, `scripted`, or the provider's model id. */
-  readonly model: string
-  readonly client: ClientSpec
-  /** A registry whose primary client is `client`. */
-  readonly registry: ClientRegistry
-  /** The same client with extra HTTP headers (the offline endpoint reads the turn id from one). */
-  readonly registryWith: (headers: Readonly<Record<string, string>>) => ClientRegistry
 }
 
 /** Name of the runtime client in the registry. */
@@ -42,99 +63,154 @@ const DEFAULT_MODELS = {
   "openai-generic": "default"
 } as const
 
-const set = (env: Env, name: string): string | undefined => {
-  const v = env[name]?.trim()
-  return v === undefined || v === "" ? undefined : v
+/** Token budgets of the prompt when a choice does not say (what the providers' current models take). */
+const DEFAULT_CONTEXT_TOKENS: Readonly<Record<ProviderKind, number>> = {
+  anthropic: 200_000,
+  openai: 128_000,
+  bedrock: 200_000,
+  "openai-generic": 8_192,
+  offline: 128_000,
+  scripted: 128_000
 }
 
-/**
- * Which provider the environment asks for. `LLM_SCRIPT` wins (tests and demos must not reach a
- * real provider by accident), then ANTHROPIC_API_KEY, OPENAI_API_KEY, AWS credentials
- * (AWS_ACCESS_KEY_ID or AWS_PROFILE), LLM_BASE_URL; with none of them, the offline model.
- */
-export const providerKind = (env: Env): ProviderKind => {
-  if (set(env, "LLM_SCRIPT") !== undefined) return "scripted"
-  if (set(env, "ANTHROPIC_API_KEY") !== undefined) return "anthropic"
-  if (set(env, "OPENAI_API_KEY") !== undefined) return "openai"
-  if (set(env, "AWS_ACCESS_KEY_ID") !== undefined || set(env, "AWS_PROFILE") !== undefined) return "bedrock"
-  if (set(env, "LLM_BASE_URL") !== undefined) return "openai-generic"
-  return "offline"
-}
+/** The prompt's token budget of a choice. */
+export const contextTokensOf = (spec: ModelSpec): number => spec.contextTokens ?? DEFAULT_CONTEXT_TOKENS[spec.provider]
 
-/** The client spec for `env`; `offlineBaseUrl` is where the in-process endpoint listens (offline/scripted). */
-export const clientSpec = (env: Env, offlineBaseUrl: string): { kind: ProviderKind; model: string; client: ClientSpec } => {
-  const kind = providerKind(env)
-  // LLM_MODEL overrides the default model of any real provider.
-  const model = (fallback: string) => set(env, "LLM_MODEL") ?? fallback
-  switch (kind) {
-    case "scripted":
+/** The choices as listed for `/api/info`. */
+export const modelInfos = (choices: ModelChoices): ReadonlyArray<ModelInfo> =>
+  choices.models.map((m) => ({ name: m.name, provider: m.provider, model: m.model, default: m.name === choices.default, contextTokens: contextTokensOf(m) }))
+
+/** The BAML client of a choice; `offlineBaseUrl` is where the in-process endpoint listens (offline/scripted). */
+export const clientSpec = (spec: ModelSpec, offlineBaseUrl: string): ClientSpec => {
+  const key = spec.apiKey === undefined ? {} : { api_key: Redacted.value(spec.apiKey) }
+  const baseUrl = spec.baseUrl === undefined ? {} : { base_url: spec.baseUrl }
+  const maxTokens = spec.maxTokens === undefined ? {} : { max_tokens: spec.maxTokens }
+  switch (spec.provider) {
     case "offline":
-      return {
-        kind,
-        model: kind,
-        client: {
-          provider: "openai-generic",
-          options: { base_url: offlineBaseUrl, model: kind, api_key: "offline" },
-          retryPolicy: "OfflineRetry"
-        }
-      }
-    case "anthropic": {
-      const m = model(DEFAULT_MODELS.anthropic)
-      return {
-        kind,
-        model: m,
-        client: {
-          provider: "anthropic",
-          options: { model: m, api_key: set(env, "ANTHROPIC_API_KEY"), max_tokens: 4096 },
-          retryPolicy: "TapeRetry"
-        }
-      }
-    }
-    case "openai": {
-      const m = model(DEFAULT_MODELS.openai)
-      return {
-        kind,
-        model: m,
-        client: { provider: "openai", options: { model: m, api_key: set(env, "OPENAI_API_KEY") }, retryPolicy: "TapeRetry" }
-      }
-    }
-    case "bedrock": {
-      const m = model(DEFAULT_MODELS.bedrock)
-      const region = set(env, "AWS_REGION") ?? set(env, "AWS_DEFAULT_REGION") ?? "us-east-1"
+    case "scripted":
+      return { provider: "openai-generic", options: { base_url: offlineBaseUrl, model: spec.provider, api_key: "offline" }, retryPolicy: "OfflineRetry" }
+    case "anthropic":
+      return { provider: "anthropic", options: { model: spec.model, ...key, ...baseUrl, max_tokens: spec.maxTokens ?? 4096 }, retryPolicy: "TapeRetry" }
+    case "openai":
+      return { provider: "openai", options: { model: spec.model, ...key, ...baseUrl, ...maxTokens }, retryPolicy: "TapeRetry" }
+    case "bedrock":
       // Credentials are left to the AWS default chain (keys, session token or AWS_PROFILE).
-      return { kind, model: m, client: { provider: "aws-bedrock", options: { model: m, region }, retryPolicy: "TapeRetry" } }
-    }
-    case "openai-generic": {
-      const m = model(DEFAULT_MODELS["openai-generic"])
-      const apiKey = set(env, "LLM_API_KEY")
-      return {
-        kind,
-        model: m,
-        client: {
-          provider: "openai-generic",
-          options: { base_url: set(env, "LLM_BASE_URL"), model: m, ...(apiKey === undefined ? {} : { api_key: apiKey }) },
-          retryPolicy: "TapeRetry"
-        }
-      }
-    }
+      return { provider: "aws-bedrock", options: { model: spec.model, region: spec.region ?? "us-east-1" }, retryPolicy: "TapeRetry" }
+    case "openai-generic":
+      return { provider: "openai-generic", options: { model: spec.model, ...key, ...baseUrl, ...maxTokens }, retryPolicy: "TapeRetry" }
     default: {
-      const _exhaustive: never = kind
+      const _exhaustive: never = spec.provider
       return _exhaustive
     }
   }
 }
 
 /** Builds a registry with `client` as the primary client. */
-export const makeRegistry = (client: ClientSpec, headers: Readonly<Record<string, string>> = {}): ClientRegistry => {
+export const makeRegistry = (client: ClientSpec): ClientRegistry => {
   const registry = new ClientRegistry()
-  const options = Object.keys(headers).length === 0 ? { ...client.options } : { ...client.options, headers: { ...headers } }
-  registry.addLlmClient(CLIENT_NAME, client.provider, options, client.retryPolicy)
+  registry.addLlmClient(CLIENT_NAME, client.provider, { ...client.options }, client.retryPolicy)
   registry.setPrimary(CLIENT_NAME)
   return registry
 }
 
-/** The provider for `env`. Pass the offline endpoint's base URL when `providerKind(env)` is offline or scripted. */
-export const selectProvider = (env: Env, offline: { readonly baseUrl: string } = { baseUrl: "http://127.0.0.1:0/v1" }): Provider => {
-  const { kind, model, client } = clientSpec(env, offline.baseUrl)
-  return { kind, model, client, registry: makeRegistry(client), registryWith: (headers) => makeRegistry(client, headers) }
+const localSpec = (kind: "offline" | "scripted"): ModelSpec => ({ name: kind, provider: kind, model: kind })
+
+/** The in-process endpoint's model as the only choice. */
+export const localChoices = (kind: "offline" | "scripted"): ModelChoices => ({ models: [localSpec(kind)], default: kind })
+
+// ---------------------------------------------------------------------------------------------
+// From the environment
+
+/** A variable that counts as unset when absent, empty or blank. */
+const optional = (name: string): Config.Config<Option.Option<string>> =>
+  Config.string(name).pipe(
+    Config.option,
+    Config.map(Option.flatMap((v) => (v.trim() === "" ? Option.none() : Option.some(v.trim()))))
+  )
+
+/** An http(s) URL, or a ConfigError naming the variable. */
+const optionalUrl = (name: string): Config.Config<Option.Option<string>> =>
+  optional(name).pipe(
+    Config.mapOrFail((value): Either.Either<Option.Option<string>, ConfigError.ConfigError> => {
+      if (Option.isNone(value)) return Either.right(value)
+      const protocol = (() => {
+        try {
+          return new URL(value.value).protocol
+        } catch {
+          return undefined
+        }
+      })()
+      return protocol === "http:" || protocol === "https:"
+        ? Either.right(value)
+        : Either.left(ConfigError.InvalidData([name], `expected an http:// or https:// URL, got ${JSON.stringify(value.value)}`))
+    })
+  )
+
+/** The environment's model settings: the choices, and the script to play (LLM_SCRIPT), if any. */
+export interface EnvModels {
+  readonly choices: ModelChoices
+  /** The path of the script file when LLM_SCRIPT is set (then the scripted model is the only choice). */
+  readonly script: Option.Option<string>
+}
+
+/**
+ * The model choices of the environment, the first one the default. `LLM_SCRIPT` alone makes the scripted model the
+ * only choice (tests and demos must not reach a real provider by accident). Otherwise every provider whose variables
+ * are set is a choice, in this order: ANTHROPIC_API_KEY (+ ANTHROPIC_BASE_URL), OPENAI_API_KEY (+ OPENAI_BASE_URL),
+ * AWS credentials (AWS_ACCESS_KEY_ID or AWS_PROFILE; AWS_REGION), LLM_BASE_URL (+ LLM_MODEL, LLM_API_KEY); then the
+ * offline model, which is the default when nothing else is set. LLM_MODEL also sets the default choice's model id.
+ * A choice is named by its model id (provider-prefixed when two would share a name).
+ */
+export const envModelsConfig: Config.Config<EnvModels> = Config.all({
+  script: optional("LLM_SCRIPT"),
+  anthropicKey: optional("ANTHROPIC_API_KEY"),
+  anthropicBaseUrl: optionalUrl("ANTHROPIC_BASE_URL"),
+  openaiKey: optional("OPENAI_API_KEY"),
+  openaiBaseUrl: optionalUrl("OPENAI_BASE_URL"),
+  awsKey: optional("AWS_ACCESS_KEY_ID"),
+  awsProfile: optional("AWS_PROFILE"),
+  awsRegion: optional("AWS_REGION"),
+  awsDefaultRegion: optional("AWS_DEFAULT_REGION"),
+  llmBaseUrl: optionalUrl("LLM_BASE_URL"),
+  llmModel: optional("LLM_MODEL"),
+  llmApiKey: optional("LLM_API_KEY")
+}).pipe(
+  Config.map((env): EnvModels => {
+    if (Option.isSome(env.script)) return { choices: localChoices("scripted"), script: env.script }
+    const secret = (o: Option.Option<string>) => Option.getOrUndefined(Option.map(o, Redacted.make))
+    const specs: Array<Omit<ModelSpec, "name">> = []
+    const model = (fallback: string) => (specs.length === 0 ? Option.getOrElse(env.llmModel, () => fallback) : fallback)
+    const url = (o: Option.Option<string>) => Option.match(o, { onNone: () => ({}), onSome: (baseUrl) => ({ baseUrl }) })
+    const key = (o: Option.Option<string>) => {
+      const apiKey = secret(o)
+      return apiKey === undefined ? {} : { apiKey }
+    }
+    if (Option.isSome(env.anthropicKey)) {
+      specs.push({ provider: "anthropic", model: model(DEFAULT_MODELS.anthropic), ...key(env.anthropicKey), ...url(env.anthropicBaseUrl) })
+    }
+    if (Option.isSome(env.openaiKey)) {
+      specs.push({ provider: "openai", model: model(DEFAULT_MODELS.openai), ...key(env.openaiKey), ...url(env.openaiBaseUrl) })
+    }
+    if (Option.isSome(env.awsKey) || Option.isSome(env.awsProfile)) {
+      const region = Option.getOrElse(Option.orElse(env.awsRegion, () => env.awsDefaultRegion), () => "us-east-1")
+      specs.push({ provider: "bedrock", model: model(DEFAULT_MODELS.bedrock), region })
+    }
+    if (Option.isSome(env.llmBaseUrl)) {
+      const m = Option.getOrElse(env.llmModel, () => DEFAULT_MODELS["openai-generic"])
+      specs.push({ provider: "openai-generic", model: m, ...key(env.llmApiKey), ...url(env.llmBaseUrl) })
+    }
+    specs.push(localSpec("offline"))
+    return { choices: namedChoices(specs), script: Option.none() }
+  })
+)
+
+/** Names each spec by its model id, provider-prefixed on a clash; the first is the default. */
+const namedChoices = (specs: ReadonlyArray<Omit<ModelSpec, "name">>): ModelChoices => {
+  const taken = new Set<string>()
+  const models = specs.map((spec): ModelSpec => {
+    const name = taken.has(spec.model) ? `${spec.provider}:${spec.model}` : spec.model
+    taken.add(name)
+    return { name, ...spec }
+  })
+  return { models, default: models[0]?.name ?? "offline" }
 }

@@ -1,6 +1,6 @@
 /**
  * An incremental scanner for the `text` of a raw model reply, so that streaming the text costs O(chunk) per chunk
- * instead of re-parsing the whole reply (see `makeLlmClient`). It knows one shape only: after optional whitespace
+ * instead of re-parsing the whole reply (see `makeReplyAssembler` in LlmClient.ts). It knows one shape only: after optional whitespace
  * and an optional ```` ```json ```` / ```` ``` ```` fence, a JSON object whose first key is `"text"` with a string
  * value. Fed the raw reply chunk by chunk, it returns the newly decoded characters of that string (every JSON escape,
  * `\uXXXX` and surrogate pairs included; an escape split across chunks, or a high surrogate whose partner has not

@@ -1,7 +1,10 @@
 /**
- * Server-sent events as model providers stream them: an incremental decoder (text in, whole events out)
- * and the readers of OpenAI chat-completions and Anthropic messages events. Pure; does no I/O.
+ * Server-sent events as model providers stream them: an incremental decoder (text in, whole events out, over the
+ * parser of @effect/experimental) and the readers of OpenAI chat-completions and Anthropic messages events.
+ * Pure; does no I/O.
  */
+
+import { Sse } from "@effect/experimental"
 
 /** One decoded event. */
 export interface SseEvent {
@@ -16,58 +19,51 @@ export interface SseDecoder {
   readonly push: (text: string) => Array<SseEvent>
   /** The stream ended: an event still open (no blank line after it) is delivered rather than lost. */
   readonly end: () => Array<SseEvent>
+  /** Characters of the line still open (not yet ended by a line break), for a cap on one line's size. */
+  readonly openLine: () => number
 }
 
-/** A decoder following the WHATWG event-stream rules (LF, CRLF or CR line ends; `:` comments; one leading space stripped). */
+/**
+ * The event-stream parser of @effect/experimental (`Sse.makeParser`, WHATWG rules: LF, CRLF or CR line ends,
+ * `:` comments, one leading space stripped). Two things are added around it: a CR last in a chunk is held back
+ * until the next chunk, because the parser forgets between two `feed`s that a CR may be the first half of a
+ * CRLF (it then reads the LF as an empty line: the event's name is lost and its data cut in two); and `end`
+ * closes an event the provider did not end with a blank line. `retry:` fields are ignored (the retry schedule
+ * is ours, not the provider's).
+ */
 export const makeSseDecoder = (): SseDecoder => {
-  let buffer = ""
-  let event = ""
-  let data: Array<string> = []
-  const dispatch = (out: Array<SseEvent>) => {
-    if (data.length > 0) out.push({ event: event === "" ? "message" : event, data: data.join("\n") })
-    event = ""
-    data = []
+  let out: Array<SseEvent> = []
+  let heldCr = false
+  let open = 0
+  const parser = Sse.makeParser((event) => {
+    if (event._tag === "Event") out.push({ event: event.event, data: event.data })
+  })
+  const take = (): Array<SseEvent> => {
+    const events = out
+    out = []
+    return events
   }
-  const line = (l: string, out: Array<SseEvent>) => {
-    if (l === "") return dispatch(out)
-    if (l.startsWith(":")) return
-    const colon = l.indexOf(":")
-    const field = colon < 0 ? l : l.slice(0, colon)
-    const raw = colon < 0 ? "" : l.slice(colon + 1)
-    const value = raw.startsWith(" ") ? raw.slice(1) : raw
-    if (field === "data") data.push(value)
-    else if (field === "event") event = value
+  const feed = (text: string) => {
+    if (text === "") return
+    parser.feed(text)
+    const lf = text.lastIndexOf("\n")
+    const cr = text.lastIndexOf("\r")
+    const lastBreak = Math.max(lf, cr)
+    open = lastBreak < 0 ? open + text.length : text.length - lastBreak - 1
   }
   const push = (text: string): Array<SseEvent> => {
-    buffer += text
-    const out: Array<SseEvent> = []
-    let start = 0
-    for (;;) {
-      const lf = buffer.indexOf("\n", start)
-      const cr = buffer.indexOf("\r", start)
-      if (lf < 0 && cr < 0) break
-      if (cr >= 0 && (lf < 0 || cr < lf)) {
-        // A CR last in the buffer may be the first half of a CRLF split across two network chunks.
-        if (cr === buffer.length - 1) break
-        line(buffer.slice(start, cr), out)
-        start = buffer[cr + 1] === "\n" ? cr + 2 : cr + 1
-      } else {
-        line(buffer.slice(start, lf), out)
-        start = lf + 1
-      }
-    }
-    buffer = buffer.slice(start)
-    return out
+    let chunk = heldCr ? `\r${text}` : text
+    heldCr = chunk.endsWith("\r")
+    if (heldCr) chunk = chunk.slice(0, -1)
+    feed(chunk)
+    return take()
   }
   const end = (): Array<SseEvent> => {
-    const out: Array<SseEvent> = []
-    const rest = buffer.endsWith("\r") ? buffer.slice(0, -1) : buffer
-    buffer = ""
-    if (rest !== "") for (const l of rest.split(/\r\n|\r|\n/)) line(l, out)
-    dispatch(out)
-    return out
+    feed(heldCr ? "\r\n\n" : "\n\n")
+    heldCr = false
+    return take()
   }
-  return { push, end }
+  return { push, end, openLine: () => open }
 }
 
 /** Token counts as far as the provider has told them. */
@@ -82,10 +78,15 @@ export type StreamPiece =
   | { readonly type: "text"; readonly text: string }
   /** Token usage (each field the latest the provider sent). */
   | { readonly type: "usage"; readonly usage: TokenUsage }
-  /** The provider said the reply is complete (`[DONE]`, a finish reason, `message_stop`). */
+  /** The provider said the reply is complete (a finish reason, `[DONE]`, `message_stop`). */
   | { readonly type: "complete" }
-  /** The provider reported an error inside the stream; `body` is the event's data. */
-  | { readonly type: "error"; readonly message: string; readonly body: string }
+  /** Nothing more will come (`[DONE]`, `message_stop`): stop reading, even if the connection stays open. */
+  | { readonly type: "stop" }
+  /**
+   * The provider reported an error inside the stream; `body` is the event's data; `retryable` unless its type says
+   * the request itself is wrong (bad request, key, permission, size).
+   */
+  | { readonly type: "error"; readonly message: string; readonly body: string; readonly retryable: boolean }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
 
@@ -101,11 +102,24 @@ const parseJson = (data: string): Record<string, unknown> | undefined => {
   }
 }
 
+/** Error types (Anthropic's `error.type`, OpenAI's `error.type` / `code`) that another attempt cannot fix. */
+const FINAL_ERRORS = new Set([
+  "invalid_request_error",
+  "authentication_error",
+  "permission_error",
+  "not_found_error",
+  "request_too_large",
+  "invalid_api_key",
+  "insufficient_quota"
+])
+
 const errorPiece = (json: Record<string, unknown>, data: string): StreamPiece | undefined => {
   const error = json["error"]
   if (error === undefined || error === null) return undefined
-  const message = typeof error === "string" ? error : typeof record(error)?.["message"] === "string" ? String(record(error)?.["message"]) : data
-  return { type: "error", message, body: data }
+  const fields = record(error)
+  const message = typeof error === "string" ? error : typeof fields?.["message"] === "string" ? String(fields["message"]) : data
+  const kinds = [fields?.["type"], fields?.["code"]].filter((k): k is string => typeof k === "string")
+  return { type: "error", message, body: data, retryable: !kinds.some((k) => FINAL_ERRORS.has(k)) }
 }
 
 const usageOf = (fields: Partial<Record<keyof TokenUsage, number | undefined>>): TokenUsage => ({
@@ -115,7 +129,7 @@ const usageOf = (fields: Partial<Record<keyof TokenUsage, number | undefined>>):
 
 /** An OpenAI chat-completions stream event (`choices[0].delta.content`, the `usage` chunk, `[DONE]`). */
 export const openAiPieces = (event: SseEvent): Array<StreamPiece> => {
-  if (event.data.trim() === "[DONE]") return [{ type: "complete" }]
+  if (event.data.trim() === "[DONE]") return [{ type: "complete" }, { type: "stop" }]
   const json = parseJson(event.data)
   if (json === undefined) return []
   const error = errorPiece(json, event.data)
@@ -133,7 +147,17 @@ export const openAiPieces = (event: SseEvent): Array<StreamPiece> => {
   return out
 }
 
-/** An Anthropic messages stream event (`content_block_delta` text, `message_start` / `message_delta` usage, `message_stop`). */
+/** Anthropic's `usage` object: cached prompt tokens are counted apart from input_tokens; the prompt is all of them. */
+const anthropicUsage = (usage: Record<string, unknown>): TokenUsage => {
+  const parts = [usage["input_tokens"], usage["cache_creation_input_tokens"], usage["cache_read_input_tokens"]].map(count)
+  const input = parts.some((p) => p !== undefined) ? parts.reduce<number>((sum, p) => sum + (p ?? 0), 0) : undefined
+  return usageOf({ inputTokens: input, outputTokens: count(usage["output_tokens"]) })
+}
+
+/**
+ * An Anthropic messages stream event: text from `content_block_start` / `content_block_delta` (`text_delta`), usage
+ * from `message_start` / `message_delta`, the end at `message_stop`, `error` events; `ping` and the rest mean nothing here.
+ */
 export const anthropicPieces = (event: SseEvent): Array<StreamPiece> => {
   const json = parseJson(event.data)
   if (json === undefined) return []
@@ -141,11 +165,13 @@ export const anthropicPieces = (event: SseEvent): Array<StreamPiece> => {
   switch (type) {
     case "message_start": {
       const usage = record(record(json["message"])?.["usage"])
-      if (usage === undefined) return []
-      // Cached prompt tokens are counted apart from input_tokens; the prompt is all of them.
-      const parts = [usage["input_tokens"], usage["cache_creation_input_tokens"], usage["cache_read_input_tokens"]].map(count)
-      const input = parts.some((p) => p !== undefined) ? parts.reduce<number>((sum, p) => sum + (p ?? 0), 0) : undefined
-      return [{ type: "usage", usage: usageOf({ inputTokens: input, outputTokens: count(usage["output_tokens"]) }) }]
+      return usage === undefined ? [] : [{ type: "usage", usage: anthropicUsage(usage) }]
+    }
+    case "content_block_start": {
+      // A text block may start with text of its own (usually "").
+      const block = record(json["content_block"])
+      const text = block?.["type"] === "text" ? block["text"] : undefined
+      return typeof text === "string" && text !== "" ? [{ type: "text", text }] : []
     }
     case "content_block_delta": {
       const delta = record(json["delta"])
@@ -153,13 +179,14 @@ export const anthropicPieces = (event: SseEvent): Array<StreamPiece> => {
       return typeof text === "string" && text !== "" ? [{ type: "text", text }] : []
     }
     case "message_delta": {
+      // Counts so far (cumulative), output tokens at least; newer versions repeat the input counts.
       const usage = record(json["usage"])
-      return usage === undefined ? [] : [{ type: "usage", usage: usageOf({ outputTokens: count(usage["output_tokens"]) }) }]
+      return usage === undefined ? [] : [{ type: "usage", usage: anthropicUsage(usage) }]
     }
     case "message_stop":
-      return [{ type: "complete" }]
+      return [{ type: "complete" }, { type: "stop" }]
     case "error":
-      return [errorPiece(json, event.data) ?? { type: "error", message: event.data, body: event.data }]
+      return [errorPiece(json, event.data) ?? { type: "error", message: event.data, body: event.data, retryable: true }]
     default:
       return []
   }

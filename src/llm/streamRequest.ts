@@ -1,10 +1,14 @@
 /**
- * The fast path of a model call: sends the request BAML built (prompt and provider body) with `fetch`, reads the
- * SSE stream itself and retries like the BAML retry_policy. Knows HTTP and SSE; not the Reply schema, not sessions.
+ * Our own HTTP path of a model call: sends the request BAML built (prompt and provider body) with @effect/platform's
+ * HttpClient, reads the event stream, and retries by the BAML retry_policy as one Schedule (Effect.retry). Guards
+ * time (no bytes for the idle timeout), size (one event line, error bodies) and hands pieces to the consumer through
+ * a bounded buffer. Knows HTTP and SSE; not the Reply schema, not sessions.
  */
-import { Data } from "effect"
+import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import { Clock, Data, Duration, Effect, Mailbox, Stream } from "effect"
+import { policySchedule, type RetryPolicy } from "./retryPolicy.ts"
 import type { ClientSpec } from "./provider.ts"
-import { anthropicPieces, makeSseDecoder, openAiPieces, type SseEvent, type StreamPiece, type TokenUsage } from "./sse.ts"
+import { anthropicPieces, makeSseDecoder, openAiPieces, type SseEvent, type TokenUsage } from "./sse.ts"
 
 /** The stream formats read here. */
 export type Dialect = "openai" | "anthropic"
@@ -22,24 +26,6 @@ export const dialectOf = (client: ClientSpec): Dialect | undefined => {
   }
 }
 
-/** An exponential-backoff retry policy. */
-export interface RetryPolicy {
-  readonly maxRetries: number
-  readonly delayMs: number
-  readonly multiplier: number
-  readonly maxDelayMs: number
-}
-
-/** The `retry_policy` blocks of baml_src/chat.baml, which BAML's runtime applies on the other path: keep them in step. */
-export const RETRY_POLICIES: Readonly<Record<ClientSpec["retryPolicy"], RetryPolicy>> = {
-  TapeRetry: { maxRetries: 2, delayMs: 300, multiplier: 2, maxDelayMs: 5000 },
-  OfflineRetry: { maxRetries: 2, delayMs: 10, multiplier: 2, maxDelayMs: 100 }
-}
-
-/** The pause before retry number `retry` (0 for the first retry). */
-export const retryDelay = (policy: RetryPolicy, retry: number): number =>
-  Math.min(policy.delayMs * policy.multiplier ** retry, policy.maxDelayMs)
-
 /** A request as BAML's `b.streamRequest` builds it (its HTTPRequest, structurally). */
 export interface BuiltRequest {
   readonly url: string
@@ -48,10 +34,9 @@ export interface BuiltRequest {
   readonly body: { text(): string }
 }
 
-/** A request ready for `fetch`. */
+/** A request ready to send. */
 export interface PreparedRequest {
   readonly url: string
-  readonly method: string
   readonly headers: Readonly<Record<string, string>>
   readonly body: string
   /** The body as BAML built it, when `body` adds `stream_options` (sent instead if the server refuses them). */
@@ -59,16 +44,17 @@ export interface PreparedRequest {
 }
 
 /**
- * BAML's request, minus its internal `baml-*` headers; an OpenAI-style streaming body also asks for the
- * final usage chunk (`stream_options.include_usage`) unless it already says something about it.
+ * BAML's request, minus its internal `baml-*` headers, plus `extraHeaders`; an OpenAI-style streaming body also
+ * asks for the final usage chunk (`stream_options.include_usage`) unless it already says something about it.
  */
-export const prepareRequest = (built: BuiltRequest, dialect: Dialect): PreparedRequest => {
+export const prepareRequest = (built: BuiltRequest, dialect: Dialect, extraHeaders: Readonly<Record<string, string>> = {}): PreparedRequest => {
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(built.headers)) {
     if (typeof value === "string" && !name.toLowerCase().startsWith("baml-")) headers[name] = value
   }
+  Object.assign(headers, extraHeaders)
   const body = built.body.text()
-  const base = { url: built.url, method: built.method, headers, body }
+  const base = { url: built.url, headers, body }
   if (dialect !== "openai") return base
   try {
     const json: unknown = JSON.parse(body)
@@ -82,148 +68,232 @@ export const prepareRequest = (built: BuiltRequest, dialect: Dialect): PreparedR
 
 /** One attempt failed (the caller turns it into an LlmError). */
 export class StreamRequestError extends Data.TaggedError("StreamRequestError")<{
-  /** status: an HTTP error response; network: no response, or the stream broke off; provider: an error event in the stream. */
-  readonly reason: "status" | "network" | "provider"
+  /**
+   * status: an HTTP error response; network: no response, or the stream broke off; provider: an error event in the
+   * stream; idle: nothing arrived for the idle timeout; too_large: one event line longer than the reply cap.
+   */
+  readonly reason: "status" | "network" | "provider" | "idle" | "too_large"
   /** The HTTP status (reason `status`). */
   readonly status?: number
-  /** The response body (status), what failed (network), the provider's message (provider). */
+  /** The start of the response body (status), what failed (network, idle, too_large), the provider's message (provider). */
   readonly detail: string
+  /** The pause the provider asked for before another attempt (`Retry-After`). */
+  readonly retryAfter?: Duration.Duration
+  /** Whether the provider's error event allows another attempt (reason `provider`). */
+  readonly providerRetryable?: boolean
   readonly cause?: unknown
 }> {}
 
 /** Whether a provider's HTTP status says another attempt may succeed: 5xx, 429 (rate limit), 408 (timeout). */
 export const retryableStatus = (status: number): boolean => status >= 500 || status === 429 || status === 408
 
-/** Whether another attempt may succeed: a retryable status, no connection, a stream cut or failed midway. */
-export const isRetryable = (error: StreamRequestError): boolean =>
-  error.reason !== "status" || error.status === undefined || retryableStatus(error.status)
+/**
+ * Whether another attempt of this call may succeed: a retryable status, no connection, a stream cut midway, a
+ * provider error event of a passing kind. A stall (idle) is not retried within the call: it has already cost the
+ * idle timeout, and the turn fails with a clear error instead of stalling several times over.
+ */
+export const isRetryable = (error: StreamRequestError): boolean => {
+  switch (error.reason) {
+    case "status":
+      return error.status === undefined || retryableStatus(error.status)
+    case "network":
+      return true
+    case "provider":
+      return error.providerRetryable ?? true
+    case "idle":
+    case "too_large":
+      return false
+    default: {
+      const _exhaustive: never = error.reason
+      return _exhaustive
+    }
+  }
+}
 
-const networkError = (cause: unknown, what: string): StreamRequestError => {
-  if (cause instanceof StreamRequestError) return cause
+/** A `Retry-After` value (delay-seconds or an HTTP date, relative to `nowMs`) as a pause, or undefined. */
+export const retryAfterOf = (value: string | undefined, nowMs: number): Duration.Duration | undefined => {
+  const v = value?.trim()
+  if (v === undefined || v === "") return undefined
+  if (/^[0-9]{1,10}$/.test(v)) return Duration.seconds(Number(v))
+  // An HTTP date starts with the day's name (IMF-fixdate, RFC 850, asctime); Date.parse alone reads "-5" as a year.
+  const at = /^[A-Za-z]{3}/.test(v) ? Date.parse(v) : Number.NaN
+  return Number.isNaN(at) ? undefined : Duration.millis(Math.max(0, at - nowMs))
+}
+
+/** The message of what failed, with its code (ECONNREFUSED…), through the platform's error to its cause. */
+const describe = (cause: unknown): string => {
+  const inner = typeof cause === "object" && cause !== null && "_tag" in cause && "cause" in cause && cause.cause !== undefined ? cause.cause : cause
   // Bun appends a hint about fetch's `verbose` option that means nothing to the user.
-  const message = (cause instanceof Error ? cause.message : String(cause)).replace(/\s*For more information, pass `verbose: true`.*$/s, "")
-  const code = typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string" ? cause.code : undefined
-  const detail = `${what}: ${message === "" ? "no detail" : message}${code === undefined || message.includes(code) ? "" : ` (${code})`}`
-  return new StreamRequestError({ reason: "network", detail, cause })
+  const message = (inner instanceof Error ? inner.message : String(inner)).replace(/\s*For more information, pass `verbose: true`.*$/s, "")
+  const code = typeof inner === "object" && inner !== null && "code" in inner && typeof inner.code === "string" ? inner.code : undefined
+  return `${message === "" ? "no detail" : message}${code === undefined || message.includes(code) ? "" : ` (${code})`}`
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (ms <= 0 || signal.aborted) return resolve()
-    const onAbort = () => {
-      clearTimeout(timer)
-      resolve()
-    }
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort)
-      resolve()
-    }, ms)
-    signal.addEventListener("abort", onAbort, { once: true })
-  })
+const networkError = (what: string) => (cause: unknown): StreamRequestError =>
+  cause instanceof StreamRequestError ? cause : new StreamRequestError({ reason: "network", detail: `${what}: ${describe(cause)}`, cause })
 
-/** What {@link streamChat} needs. */
-export interface StreamChatOptions {
-  readonly request: PreparedRequest
-  readonly dialect: Dialect
-  readonly policy: RetryPolicy
-  /** Aborting it aborts the HTTP request (or the pause before a retry). */
-  readonly signal: AbortSignal
-  /** After each network read that added text: the raw reply of this attempt so far (a retry starts again from ""). */
-  readonly onText: (raw: string) => void
+/** The limits of one call's HTTP side. */
+export interface StreamLimits {
+  /** No bytes for this long (waiting for the response, or between two reads) fails the attempt. */
+  readonly idleTimeout: Duration.DurationInput
+  /** The reply's cap in bytes; one event line longer than this (plus room for its envelope) fails the call. */
+  readonly maxReplyBytes: number
+  /** A provider asking for a longer pause than this (`Retry-After`) is not retried. */
+  readonly maxRetryAfter: Duration.DurationInput
 }
 
-/** A complete raw reply and what the provider said it cost. */
-export interface StreamResult {
-  readonly raw: string
-  readonly usage: TokenUsage
-}
+/** Bytes of an error response read at most (a 500 with a 200 MB body is cut here, and the connection closed). */
+export const ERROR_BODY_BYTES = 4096
+/** Pieces held between the socket and the consumer: a slow consumer stops the reading, not the memory. */
+export const BUFFER_PIECES = 64
+/** Room for an event's envelope (JSON, field names) beyond the reply text it may carry. */
+const LINE_SLACK = 64 * 1024
 
-const attempt = async (options: StreamChatOptions, body: string): Promise<StreamResult> => {
-  const { request, signal } = options
-  const response = await fetch(request.url, { method: request.method, headers: request.headers, body, signal }).catch((cause: unknown) => {
-    throw networkError(cause, "the request failed")
-  })
-  if (!response.ok) {
-    const text = await response.text().catch(() => "")
-    throw new StreamRequestError({ reason: "status", status: response.status, detail: text === "" ? response.statusText : text })
-  }
-  if (response.body === null) throw new StreamRequestError({ reason: "network", detail: "the response had no body" })
-  const read = options.dialect === "openai" ? openAiPieces : anthropicPieces
-  const sse = makeSseDecoder()
-  const decoder = new TextDecoder()
-  let raw = ""
-  let usage: TokenUsage = {}
-  let complete = false
-  const apply = (piece: StreamPiece) => {
-    switch (piece.type) {
-      case "text":
-        raw += piece.text
-        return
-      case "usage":
-        usage = { ...usage, ...piece.usage }
-        return
-      case "complete":
-        complete = true
-        return
-      case "error":
-        throw new StreamRequestError({ reason: "provider", detail: piece.message, cause: piece.body })
-      default: {
-        const _exhaustive: never = piece
-        return _exhaustive
+/** What the stream of a call yields, in order; `attempt` opens each attempt (a retry's text starts again from ""). */
+export type ProviderPiece =
+  | { readonly type: "attempt" }
+  /** More raw reply text of the current attempt. */
+  | { readonly type: "text"; readonly text: string }
+  /** Token usage of the current attempt (each field the latest the provider sent). */
+  | { readonly type: "usage"; readonly usage: TokenUsage }
+
+/** The first `max` bytes of a body (the rest is never read: the stream is closed), decoded; "" if reading fails. */
+const bodyPrefix = (response: HttpClientResponse.HttpClientResponse, max: number, idle: Duration.DurationInput): Effect.Effect<string> =>
+  response.stream.pipe(
+    Stream.timeout(idle),
+    Stream.runFoldWhile(
+      { parts: new Array<Uint8Array>(), size: 0 },
+      (s) => s.size < max,
+      (s, chunk) => {
+        s.parts.push(chunk)
+        return { parts: s.parts, size: s.size + chunk.length }
       }
-    }
-  }
-  const take = (events: ReadonlyArray<SseEvent>) => {
-    for (const event of events) {
-      for (const piece of read(event)) apply(piece)
-    }
-  }
-  const reader = response.body.getReader()
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      const before = raw.length
-      take(sse.push(decoder.decode(value, { stream: true })))
-      if (raw.length > before) options.onText(raw)
-    }
-    const before = raw.length
-    take(sse.push(decoder.decode()))
-    take(sse.end())
-    if (raw.length > before) options.onText(raw)
-  } catch (cause) {
-    void reader.cancel().catch(() => undefined)
-    throw networkError(cause, "the stream broke off")
-  }
-  if (!complete) throw new StreamRequestError({ reason: "network", detail: "the stream ended before the reply was complete" })
-  return { raw, usage }
-}
+    ),
+    Effect.map(({ parts, size }) => {
+      const bytes = new Uint8Array(Math.min(size, max))
+      let at = 0
+      for (const part of parts) {
+        if (at >= bytes.length) break
+        const piece = part.subarray(0, bytes.length - at)
+        bytes.set(piece, at)
+        at += piece.length
+      }
+      return `${new TextDecoder().decode(bytes)}${size > max ? "…" : ""}`
+    }),
+    Effect.orElseSucceed(() => "")
+  )
 
 /**
- * Sends the request and reads the reply, retrying per `policy` (see {@link isRetryable}); a drop midway is
- * retried too, and the retry's text starts again from "" (as BAML's own stream does). Rejects with a
- * StreamRequestError, or with whatever the abort caused once `signal` is aborted.
+ * The pieces of one call: sends `request`, reads its event stream in `dialect`, retries per `policy` (see
+ * {@link isRetryable}; a drop midway is retried too, and the retry's text starts again after a new `attempt`).
+ * Interrupting the stream aborts the HTTP request (or the pause before a retry).
  */
-export const streamChat = async (options: StreamChatOptions): Promise<StreamResult> => {
-  let body = options.request.body
-  let retries = 0
-  for (;;) {
-    try {
-      return await attempt(options, body)
-    } catch (cause) {
-      if (options.signal.aborted) throw cause
-      const error = networkError(cause, "the model call failed")
-      const { plainBody } = options.request
-      // A server that rejects the stream_options we added gets BAML's own body, once, not counted as a retry.
-      if (error.reason === "status" && error.status === 400 && plainBody !== undefined && body !== plainBody && error.detail.includes("stream_options")) {
-        body = plainBody
-        continue
-      }
-      if (retries >= options.policy.maxRetries || !isRetryable(error)) throw error
-      await sleep(retryDelay(options.policy, retries), options.signal)
-      retries += 1
-      if (options.signal.aborted) throw error
-    }
-  }
-}
+export const streamProvider = (
+  request: PreparedRequest,
+  dialect: Dialect,
+  policy: RetryPolicy,
+  limits: StreamLimits
+): Stream.Stream<ProviderPiece, StreamRequestError, HttpClient.HttpClient> =>
+  Stream.unwrapScoped(
+    Effect.gen(function* () {
+      // Scoped: the request is aborted when its attempt ends, however it ends.
+      const client = HttpClient.withScope(yield* HttpClient.HttpClient)
+      const mailbox = yield* Mailbox.make<ProviderPiece, StreamRequestError>(BUFFER_PIECES)
+      const read = dialect === "openai" ? openAiPieces : anthropicPieces
+      const idle = (what: string) => () =>
+        new StreamRequestError({ reason: "idle", detail: `${what} for ${Duration.format(Duration.decode(limits.idleTimeout))}` })
+      const lineCap = limits.maxReplyBytes + LINE_SLACK
+
+      const attempt = (body: string) =>
+        Effect.gen(function* () {
+          yield* mailbox.offer({ type: "attempt" })
+          const http = HttpClientRequest.post(request.url).pipe(
+            HttpClientRequest.setHeaders(request.headers),
+            HttpClientRequest.bodyText(body, request.headers["content-type"] ?? "application/json")
+          )
+          const response = yield* client.execute(http).pipe(
+            Effect.mapError(networkError("the request failed")),
+            Effect.timeoutFail({ duration: limits.idleTimeout, onTimeout: idle("no response") })
+          )
+          if (response.status < 200 || response.status >= 300) {
+            const detail = yield* bodyPrefix(response, ERROR_BODY_BYTES, limits.idleTimeout)
+            const retryAfter = retryAfterOf(response.headers["retry-after"], yield* Clock.currentTimeMillis)
+            return yield* new StreamRequestError({
+              reason: "status",
+              status: response.status,
+              detail: detail === "" ? `HTTP ${response.status}` : detail,
+              ...(retryAfter === undefined ? {} : { retryAfter })
+            })
+          }
+          const sse = makeSseDecoder()
+          let complete = false
+          let stopped = false
+          /** Offers what `events` mean; fails on an error event; says whether to read on. */
+          const take = (events: ReadonlyArray<SseEvent>): Effect.Effect<boolean, StreamRequestError> => {
+            const pieces: Array<ProviderPiece> = []
+            for (const event of events) {
+              for (const piece of read(event)) {
+                switch (piece.type) {
+                  case "text":
+                  case "usage":
+                    if (!stopped) pieces.push(piece)
+                    break
+                  case "complete":
+                    complete = true
+                    break
+                  case "stop":
+                    stopped = true
+                    break
+                  case "error":
+                    return Effect.zipRight(
+                      Effect.forEach(pieces, (p) => mailbox.offer(p), { discard: true }),
+                      Effect.fail(new StreamRequestError({ reason: "provider", detail: piece.message, providerRetryable: piece.retryable, cause: piece.body }))
+                    )
+                  default: {
+                    const _exhaustive: never = piece
+                    return _exhaustive
+                  }
+                }
+              }
+            }
+            return Effect.as(Effect.forEach(pieces, (p) => mailbox.offer(p), { discard: true }), !stopped)
+          }
+          yield* response.stream.pipe(
+            Stream.timeoutFail(idle("the model sent nothing"), limits.idleTimeout),
+            Stream.mapError(networkError("the stream broke off")),
+            Stream.decodeText(),
+            Stream.runForEachWhile((text) =>
+              Effect.suspend(() => {
+                const events = sse.push(text)
+                if (sse.openLine() > lineCap) {
+                  return Effect.fail(new StreamRequestError({ reason: "too_large", detail: `an event line longer than ${lineCap} characters` }))
+                }
+                return take(events)
+              })
+            )
+          )
+          if (!stopped) yield* take(sse.end())
+          if (!complete) return yield* new StreamRequestError({ reason: "network", detail: "the stream ended before the reply was complete" })
+        }).pipe(Effect.scoped)
+
+      let body = request.body
+      const refusesStreamOptions = (e: StreamRequestError) =>
+        request.plainBody !== undefined && body !== request.plainBody && e.reason === "status" && e.status === 400 && e.detail.includes("stream_options")
+      const once = Effect.suspend(() => attempt(body)).pipe(
+        // A server that rejects the stream_options we added gets BAML's own body, once, not counted as a retry.
+        Effect.catchIf(refusesStreamOptions, () =>
+          Effect.suspend(() => {
+            body = request.plainBody ?? body
+            return attempt(body)
+          })
+        )
+      )
+      const schedule = policySchedule(policy, {
+        retryable: isRetryable,
+        retryAfter: (e: StreamRequestError) => e.retryAfter,
+        maxRetryAfter: Duration.decode(limits.maxRetryAfter)
+      })
+      yield* once.pipe(Effect.retry(schedule), Mailbox.into(mailbox), Effect.forkScoped)
+      return Mailbox.toStream(mailbox)
+    })
+  )

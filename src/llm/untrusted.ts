@@ -58,3 +58,19 @@ export const neutralise = (text: string, context: UntrustedContext = "text"): st
 
 const defuseBaml = (text: string): string =>
   text.replace(BAML_DELIMITER, (word) => word.replace(/_/g, "-")).replace(BAML_SECTION, ": ")
+
+/**
+ * Every string of a JSON value (a tool's args schema: descriptions, titles, enum values) through `neutralise` as one
+ * line; keys are kept (property names are limited to a safe set before they reach BAML). Deeper than `maxDepth` is cut.
+ */
+export const neutraliseJson = <A>(value: A, maxDepth = 64): A => {
+  const walk = (v: unknown, depth: number): unknown => {
+    if (typeof v === "string") return neutralise(v, "line")
+    if (v === null || typeof v !== "object" || depth >= maxDepth) return typeof v === "object" && v !== null ? {} : v
+    if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1))
+    const out: Record<string, unknown> = {}
+    for (const [k, x] of Object.entries(v)) out[k] = walk(x, depth + 1)
+    return out
+  }
+  return walk(value, 0) as A
+}

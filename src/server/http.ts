@@ -151,7 +151,9 @@ export const makeApi = (creations: CreationLimit) =>
       return HttpRouter.route(method)(path, handler)
     }
     const allowedFor = (pathname: string): ReadonlyArray<string> => {
-      for (const [pattern, ms] of methods) {
+      // The most specific pattern first: `/api/sessions/import` before `/api/sessions/:id`.
+      const params = (pattern: string) => pattern.split("/").filter((part) => part.startsWith(":")).length
+      for (const [pattern, ms] of [...methods].sort(([a], [b]) => params(a) - params(b))) {
         const re = new RegExp(`^${pattern.split("/").map((part) => (part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("/")}$`)
         if (re.test(pathname)) return ms
       }

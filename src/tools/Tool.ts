@@ -38,6 +38,8 @@ export interface AnyTool {
   readonly description: string
   /** The args in a few words for the model (field, type, meaning). */
   readonly argsDoc: string
+  /** The args' JSON Schema, as the model is offered the tool. */
+  readonly parameters: { readonly [key: string]: unknown }
   /** Default approval policy. */
   readonly policy: ApprovalPolicy
   /** Decodes then re-encodes: the canonical args the tape stores, or Schema's formatted error. Pure. */
@@ -56,6 +58,7 @@ export const eraseTool = <A, I extends JsonObject>(tool: Tool<A, I>): AnyTool =>
     name: tool.name,
     description: tool.description,
     argsDoc: argsDocOf(tool.args),
+    parameters: { ...JSONSchema.make(tool.args) },
     policy: tool.policy,
     validate: (args) =>
       decode(args).pipe(

@@ -37,6 +37,8 @@ export interface ToolSpec {
   readonly description: string
   /** The args in a few words, e.g. `{ path: string — file path relative to the workspace folder }`. */
   readonly argsDoc: string
+  /** The args' JSON Schema (what the model is offered). */
+  readonly parameters: { readonly [key: string]: unknown }
   /** Effective approval policy. */
   readonly policy: ApprovalPolicy
 }
@@ -78,7 +80,7 @@ export const makeCatalogue = (config: CatalogueConfig, limits: CatalogueLimits =
       })
     },
     specs: () =>
-      tools.map((tool) => ({ name: tool.name, description: tool.description, argsDoc: tool.argsDoc, policy: policyOf(tool) })),
+      tools.map((tool) => ({ name: tool.name, description: tool.description, argsDoc: tool.argsDoc, parameters: tool.parameters, policy: policyOf(tool) })),
     run: (name, args) => {
       const tool = byName.get(name)
       if (tool === undefined) return Effect.fail(new ToolError({ message: unknown(name) }))

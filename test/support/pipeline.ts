@@ -40,22 +40,25 @@ export interface Pipeline {
   readonly endpoint: OfflineEndpointService
 }
 
-/** Builds the pipeline for `script` in the current scope (torn down, workspace removed, when it closes). */
-export const makePipeline = (script: Script): Effect.Effect<Pipeline, unknown, Scope.Scope> =>
+/** The model of a pipeline: a script for the scripted model, or a model layer of its own (e.g. a fake provider's). */
+export type PipelineModel = Script | Layer.Layer<LlmClient | OfflineEndpoint, unknown>
+
+/** Builds the pipeline for `model` in the current scope (torn down, workspace removed, when it closes). */
+export const makePipeline = (model: PipelineModel): Effect.Effect<Pipeline, unknown, Scope.Scope> =>
   Effect.gen(function* () {
     const workspace = yield* Effect.acquireRelease(
       Effect.sync(() => mkdtempSync(join(tmpdir(), "tape-pipeline-"))),
       (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
     )
     const store = Layer.provideMerge(Bus.layer, layerMemory)
-    const model = LlmClient.layerScripted(script)
+    const llm = "turns" in model ? LlmClient.layerScripted(model) : model
     const tools = ToolCatalogue.layerWith({ workspace, httpAllow: [] })
     const writerContext = Layer.effect(
       SessionWriter.WriterContext,
       Effect.map(Effect.all([LlmClient, ToolCatalogue]), ([llm, catalogue]) => ({ model: llm.model, checkTool: catalogue.check }))
     )
     const writer = SessionWriter.layer.pipe(Layer.provide(writerContext))
-    const services = Layer.provideMerge(writer, Layer.mergeAll(store, model, tools, Leases.layerNone))
+    const services = Layer.provideMerge(writer, Layer.mergeAll(store, llm, tools, Leases.layerNone))
     const context = yield* Layer.build(Layer.provideMerge(Layer.merge(LlmRunner.LlmRunner.layer, ToolRunner.ToolRunner.layer), services))
 
     const w = yield* Effect.provide(SessionWriter.SessionWriter, context)
@@ -94,6 +97,6 @@ export const makePipeline = (script: Script): Effect.Effect<Pipeline, unknown, S
     } satisfies Pipeline
   })
 
-/** Runs `body` against a fresh pipeline for `script`, then tears it down. */
-export const withPipeline = <A>(script: Script, body: (p: Pipeline) => Effect.Effect<A, unknown>): Promise<A> =>
-  Effect.runPromise(Effect.scoped(Effect.flatMap(makePipeline(script), body)))
+/** Runs `body` against a fresh pipeline for `model`, then tears it down. */
+export const withPipeline = <A>(model: PipelineModel, body: (p: Pipeline) => Effect.Effect<A, unknown>): Promise<A> =>
+  Effect.runPromise(Effect.scoped(Effect.flatMap(makePipeline(model), body)))
