@@ -1,0 +1,113 @@
+/**
+ * Server refusals and failures in words for people: each error code the server, the link or the HTTP client can
+ * answer gets a sentence, and Effect's schema error trees become "code: should be a string, not 5". Pure.
+ */
+
+const sentence = (s: string): string => {
+  const t = s.trim()
+  if (t === "") return t
+  const first = t.charAt(0).toUpperCase() + t.slice(1)
+  return /[.!?…)]$/.test(first) ? first : `${first}.`
+}
+
+const kinds: Record<string, string> = {
+  string: "text",
+  number: "a number",
+  boolean: "true or false",
+  "an integer": "a whole number"
+}
+
+/** One leaf of a schema error, reworded ("Expected string, actual 5" → "should be text, not 5"). */
+const leaf = (text: string): string => {
+  const expected = /^Expected (.+?), actual (.+)$/s.exec(text)
+  if (expected) {
+    const want = expected[1] ?? ""
+    return `should be ${kinds[want] ?? want}, not ${expected[2]}`
+  }
+  const unexpected = /^is unexpected, expected: (.+)$/.exec(text)
+  if (unexpected) return `is not one of its arguments (it takes ${(unexpected[1] ?? "").replace(/"/g, "")})`
+  return text
+}
+
+interface Line {
+  readonly depth: number
+  readonly label: string
+}
+
+/**
+ * Effect's TreeFormatter output (a type line, then `└─ ["key"]` / `└─ message` lines) as short "path: problem"
+ * parts. Text that is not such a tree comes back unchanged.
+ */
+export const humanSchemaError = (text: string): string => {
+  const rows = text.split("\n")
+  if (rows.length < 2 || !rows.slice(1).every((r) => /[└├]─ /.test(r))) return text
+  const lines: Array<Line> = rows.slice(1).map((r) => {
+    const at = r.search(/[└├]─ /)
+    return { depth: at / 3, label: r.slice(at + 3) }
+  })
+  const out: Array<string> = []
+  const path: Array<string> = []
+  lines.forEach((l, i) => {
+    path.length = Math.floor(l.depth)
+    const key = /^\[(.+)\]$/.exec(l.label)
+    path.push(key ? (key[1] ?? "").replace(/^"|"$/g, "") : "")
+    const next = lines[i + 1]
+    const isLeaf = next === undefined || next.depth <= l.depth
+    // A union with undefined (an optional field) adds a branch that says nothing useful.
+    if (!isLeaf || key || /^Expected undefined, actual/.test(l.label)) return
+    const where = path.filter((p) => p !== "").join(".")
+    out.push(where === "" ? leaf(l.label) : `${where}: ${leaf(l.label)}`)
+  })
+  return out.length === 0 ? text : out.join("; ")
+}
+
+/** The schema part of "invalid args for eval: <tree>" messages, reworded. */
+const argsProblem = (message: string): string => {
+  const at = message.lastIndexOf("invalid args for ")
+  if (at === -1) return humanSchemaError(message)
+  const rest = message.slice(at + "invalid args for ".length)
+  const colon = rest.indexOf(": ")
+  return colon === -1 ? rest : humanSchemaError(rest.slice(colon + 2))
+}
+
+/** A refusal or failure as one sentence for people; `code` is the server's (or the client's) error code. */
+export const humanError = (code: string, message: string): string => {
+  switch (code) {
+    case "not_pending":
+      return "This tool call was already decided."
+    case "unknown_call":
+      return "This tool call is not part of this session."
+    case "invalid_args":
+      return sentence(`The edited arguments do not fit the tool: ${argsProblem(message)}`)
+    case "empty_message":
+      return "A message needs some text."
+    case "nothing_to_interrupt":
+      return "Nothing is running, so there is nothing to stop."
+    case "unknown_message":
+      return "That queued message was already sent or cancelled."
+    case "unknown_session":
+      return "This session does not exist on the server (the link may be wrong, or it was deleted)."
+    case "rate_limited":
+      return "Too many actions at once; wait a moment and try again."
+    case "disconnected":
+      return "Not connected to the server, so nothing was sent; try again when it is back."
+    case "timeout":
+      return "The server did not answer in time; it may or may not have done it. The tape will show which."
+    case "network":
+      return "The server could not be reached."
+    case "bad_seq":
+      return sentence(`That event is not on this tape (${message})`)
+    case "bad_tape":
+      return sentence(`That file is not a valid tape: ${humanSchemaError(message).slice(0, 300)}`)
+    case "too_large":
+      return sentence(`That file is too large: ${message}`)
+    case "store_error":
+      return sentence(`The server could not read or save the session: ${message}`)
+    case "bad_frame":
+    case "bad_server_frame":
+    case "bad_response":
+      return sentence(`The server and this page did not understand each other (${message.slice(0, 200)}); reloading the page may help`)
+    default:
+      return /^http_\d+$/.test(code) ? sentence(`The server answered with an error (HTTP ${code.slice(5)}): ${message}`) : sentence(message || code)
+  }
+}
