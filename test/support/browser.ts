@@ -118,7 +118,10 @@ export interface Suite {
   /** A browser test: on failure every page of it is saved as FAILED-<test>-<n>.png, with its servers' output. */
   readonly e2e: (name: string, body: () => Promise<void>) => void
   /** Starts a server for the running test (stopped when the test ends). */
-  readonly serve: (script: unknown, extra?: { store?: "memory" | "sqlite"; data?: string; port?: number }) => Promise<RunningServer>
+  readonly serve: (
+    script: unknown,
+    extra?: { store?: "memory" | "sqlite"; data?: string; port?: number; env?: Readonly<Record<string, string>> }
+  ) => Promise<RunningServer>
   /** A page of the running test (closed when it ends); `mobile` gives it a 390 px wide viewport. */
   readonly newPage: (opts?: { readonly mobile?: boolean }) => Promise<Page>
   /** A page on `url`, connected, with its session's catch-up folded. */

@@ -113,8 +113,10 @@ export class TimelineIndex {
     return this.rows[i]
   }
 
-  turn(turnId: string): TurnStats | undefined {
-    return this.turns.get(turnId)
+  /** A copy of a turn's stats: the stats change in place as events arrive, and a view compares what it gets. */
+  turn(turnId: string): Readonly<TurnStats> | undefined {
+    const t = this.turns.get(turnId)
+    return t === undefined ? undefined : { ...t }
   }
 
   /** The turn an event belongs to: its own `turnId`, or the turn that requested its tool call. */
