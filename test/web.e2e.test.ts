@@ -20,6 +20,7 @@ import {
   slow,
   slowText,
   texts,
+  twoExchanges,
   waitCompleted
 } from "./support/browser.ts"
 
@@ -27,7 +28,8 @@ const unavailable = browserUnavailable()
 if (unavailable) console.warn(`web e2e tests SKIPPED: ${unavailable}`)
 
 describe.skipIf(unavailable !== null)("visualizer in the browser", () => {
-  const { e2e, serve, newPage, open, temp } = browserSuite()
+  const suite = browserSuite()
+  const { e2e, serve, newPage, open, temp } = suite
 
   e2e("sends a message and shows the streamed reply, as sanitized Markdown", async () => {
     const s = await serve({
@@ -202,12 +204,7 @@ describe.skipIf(unavailable !== null)("visualizer in the browser", () => {
   })
 
   e2e("time travel to an earlier event shows the earlier prompt; back to live returns", async () => {
-    const s = await serve({ turns: [answer("Alpha answer."), answer("Beta answer.")] })
-    const page = await open(s.url)
-    await send(page, "alpha question")
-    await waitCompleted(page, 0, "Alpha answer")
-    await send(page, "beta question")
-    await waitCompleted(page, 1, "Beta answer")
+    const { page } = await twoExchanges(suite)
     // The first turn's prompt, picked in the timeline.
     await page.locator('[data-testid="event-row"][data-type="TurnStarted"]').first().click()
     await page.getByTestId("travel-here").click()
@@ -233,13 +230,8 @@ describe.skipIf(unavailable !== null)("visualizer in the browser", () => {
   })
 
   e2e("forks a new session from an earlier event", async () => {
-    const s = await serve({ turns: [answer("Alpha answer."), answer("Beta answer.")] })
-    const page = await open(s.url)
+    const { server: s, page } = await twoExchanges(suite)
     const original = sessionOf(page)
-    await send(page, "alpha question")
-    await waitCompleted(page, 0, "Alpha answer")
-    await send(page, "beta question")
-    await waitCompleted(page, 1, "Beta answer")
     const firstDone = page.locator('[data-testid="event-row"][data-type="TurnCompleted"]').first()
     const seq = Number(await firstDone.getAttribute("data-seq"))
     await firstDone.click()

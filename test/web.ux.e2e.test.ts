@@ -21,6 +21,7 @@ import {
   shot,
   slow,
   texts,
+  twoExchanges,
   waitCompleted
 } from "./support/browser.ts"
 
@@ -94,7 +95,8 @@ const onTop = (page: Page, testId: string) =>
 const clipboard = (page: Page) => page.evaluate(() => navigator.clipboard.readText())
 
 describe.skipIf(unavailable !== null)("the chat people expect (issue 13)", () => {
-  const { e2e, serve, newPage, open, temp } = browserSuite()
+  const suite = browserSuite()
+  const { e2e, serve, newPage, open, temp } = suite
 
   for (const size of SIZES) {
     e2e(`defect 1 (${size.name}): a notice covers no control, and can be dismissed`, async () => {
@@ -366,12 +368,7 @@ describe.skipIf(unavailable !== null)("the chat people expect (issue 13)", () =>
   })
 
   e2e("defect 15: inspecting an event keeps the live chat; time travel only when asked; the JSON is shown once", async () => {
-    const s = await serve({ turns: [answer("Alpha answer."), answer("Beta answer.")] })
-    const page = await open(s.url)
-    await send(page, "alpha question")
-    await waitCompleted(page, 0, "Alpha answer")
-    await send(page, "beta question")
-    await waitCompleted(page, 1, "Beta answer")
+    const { page } = await twoExchanges(suite)
     await page.locator('[data-testid="event-row"]').last().click()
     await page.getByTestId("event-details").waitFor()
     expect(await page.getByTestId("inspector").count()).toBe(0)

@@ -244,3 +244,14 @@ export const evalTurn = (code: string, text = "Let me compute that with the eval
 })
 export const answer = (text: string) => ({ text, chunkChars: 4, delayMs: 5 })
 export const slow = (text = slowText) => ({ text, chunkChars: 2, delayMs: 25 })
+
+/** A server and a page with two finished exchanges: "alpha question" → "Alpha answer.", "beta question" → "Beta answer.". */
+export const twoExchanges = async (suite: Suite): Promise<{ readonly server: RunningServer; readonly page: Page }> => {
+  const server = await suite.serve({ turns: [answer("Alpha answer."), answer("Beta answer.")] })
+  const page = await suite.open(server.url)
+  await send(page, "alpha question")
+  await waitCompleted(page, 0, "Alpha answer")
+  await send(page, "beta question")
+  await waitCompleted(page, 1, "Beta answer")
+  return { server, page }
+}
