@@ -223,6 +223,7 @@ describe("actors, wording, errors", () => {
       '{ readonly h?: { readonly [x: string]: string } | undefined }\n└─ ["h"]\n   └─ { readonly [x: string]: string } | undefined\n      ├─ { readonly [x: string]: string }\n      │  └─ ["a"]\n      │     └─ Expected string, actual 1\n      └─ Expected undefined, actual {"a":1}'
     expect(humanSchemaError(nested)).toBe("h.a: should be text, not 1")
     expect(humanSchemaError("plain words")).toBe("plain words")
+    expect(humanSchemaError('{ a: constructor }\n└─ ["a"]\n   └─ Expected constructor, actual 1')).toBe("a: should be constructor, not 1")
     expect(humanError("not_pending", "tool call call-6 is not pending (it is succeeded)")).not.toContain("not_pending")
     expect(humanError("http_502", "Bad Gateway")).toBe("The server answered with an error (HTTP 502): Bad Gateway.")
     expect(humanError("something_new", "the thing broke")).toBe("The thing broke.")
@@ -298,6 +299,12 @@ describe("formatting", () => {
     expect(py).toContain('<span class="tok-com"># &lt;/pre&gt;</span>')
     expect(py).not.toContain("<i>")
     expect(highlightCode("<script>", "klingon")).toBe("&lt;script&gt;")
+    // The fence's word is the model's: words of Object's prototype name no grammar.
+    for (const word of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+      expect(highlightCode("<b>x</b>", word)).toBe("&lt;b&gt;x&lt;/b&gt;")
+      expect(languageName(word)).toBe(word.toLowerCase())
+    }
+    expect(languageName("x".repeat(500)).length).toBe(24)
     expect(highlightCode('{"a": 1}', "json")).toContain('<span class="tok-num">1</span>')
     expect([languageName("py"), languageName(""), languageName("ts"), languageName("klingon")]).toEqual(["Python", "text", "TypeScript", "klingon"])
   })

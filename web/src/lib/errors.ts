@@ -10,19 +10,19 @@ const sentence = (s: string): string => {
   return /[.!?…)]$/.test(first) ? first : `${first}.`
 }
 
-const kinds: Record<string, string> = {
-  string: "text",
-  number: "a number",
-  boolean: "true or false",
-  "an integer": "a whole number"
-}
+const kinds: ReadonlyMap<string, string> = new Map([
+  ["string", "text"],
+  ["number", "a number"],
+  ["boolean", "true or false"],
+  ["an integer", "a whole number"]
+])
 
 /** One leaf of a schema error, reworded ("Expected string, actual 5" → "should be text, not 5"). */
 const leaf = (text: string): string => {
   const expected = /^Expected (.+?), actual (.+)$/s.exec(text)
   if (expected) {
     const want = expected[1] ?? ""
-    return `should be ${kinds[want] ?? want}, not ${expected[2]}`
+    return `should be ${kinds.get(want) ?? want}, not ${expected[2]}`
   }
   const unexpected = /^is unexpected, expected: (.+)$/.exec(text)
   if (unexpected) return `is not one of its arguments (it takes ${(unexpected[1] ?? "").replace(/"/g, "")})`

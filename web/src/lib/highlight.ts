@@ -78,13 +78,16 @@ const sql: Grammar = {
   caseInsensitive: true
 }
 
-const grammars: Record<string, Grammar> = {
-  js, javascript: js, mjs: js, cjs: js, jsx: js,
-  ts, typescript: ts, tsx: ts,
-  py: python, python,
-  sh: shell, bash: shell, shell, zsh: shell, console: shell,
-  sql
-}
+// A Map, not an object: the fence's word is the model's, and `constructor` or `__proto__` must name no grammar.
+const grammars: ReadonlyMap<string, Grammar> = new Map(
+  Object.entries({
+    js, javascript: js, mjs: js, cjs: js, jsx: js,
+    ts, typescript: ts, tsx: ts,
+    py: python, python,
+    sh: shell, bash: shell, shell, zsh: shell, console: shell,
+    sql
+  })
+)
 
 const compiled = new Map<Grammar, RegExp>()
 const regexOf = (g: Grammar): RegExp => {
@@ -119,13 +122,13 @@ export const languageName = (lang: string): string => {
   const key = lang.trim().toLowerCase()
   if (key === "") return "text"
   if (key === "json") return "JSON"
-  return grammars[key]?.name ?? key
+  return grammars.get(key)?.name ?? (key.length > 24 ? `${key.slice(0, 23)}…` : key)
 }
 
 /** Code of a fenced block, escaped and marked for its language (escaped only when the language is unknown). */
 export const highlightCode = (code: string, lang: string): string => {
   const key = lang.trim().toLowerCase()
   if (key === "json") return highlightJsonText(code)
-  const g = grammars[key]
+  const g = grammars.get(key)
   return g ? highlightWith(g, code) : escapeHtml(code)
 }
