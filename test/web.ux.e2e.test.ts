@@ -199,6 +199,19 @@ describe.skipIf(unavailable !== null)("the chat people expect (issue 13)", () =>
     })
   }
 
+  e2e("defect 4: a malformed or oversized session link is not found either, and the page keeps working", async () => {
+    const s = await serve({ turns: [] })
+    const page = await newPage()
+    for (const hash of ["%E0%A4%A", "x".repeat(300), "%00%0A"]) {
+      await page.goto(`${s.url}#session=${hash}`)
+      await page.getByTestId("session-not-found").waitFor()
+      expect(await composer(page).count()).toBe(0)
+    }
+    await page.getByTestId("start-new").click()
+    await ready(page)
+    await composer(page).waitFor()
+  })
+
   for (const size of SIZES) {
     e2e(`defect 5 (${size.name}): a dropped connection shows in the chat; actions wait; typed text stays`, async () => {
       const data = temp("data")

@@ -3,7 +3,9 @@
  * the HTTP calls, the shown session and its tape, the notices, which `user:` actors are this page, and the
  * browser history of sessions. Components read these fields and call the methods; nothing else writes.
  */
+import { Schema } from "effect"
 import type { Command } from "../../../src/domain/Command.ts"
+import { Hello } from "../../../src/server/Protocol.ts"
 import type { SessionSummary } from "../../../src/domain/projections/summaryTypes.ts"
 import { type Api, api, ApiError, type Endpoint, endpointOf, type ModelInfo, socketUrl } from "./api.ts"
 import type { Me } from "./actors.ts"
@@ -31,10 +33,19 @@ const SIGNED: ReadonlySet<Command["type"]> = new Set(["send_message", "approve",
 /** How a session change enters the browser history: a new entry (Back returns), the same entry, or none (Back/Forward itself). */
 type HistoryMode = "push" | "replace" | "none"
 
+/** The session named by the page's hash; a malformed escape is kept as written (the server will not know it). */
 const sessionFromHash = (hash: string): string | null => {
   const m = /^#session=([^&]+)/.exec(hash)
-  return m?.[1] ? decodeURIComponent(m[1]) : null
+  if (!m?.[1]) return null
+  try {
+    return decodeURIComponent(m[1])
+  } catch {
+    return m[1]
+  }
 }
+
+/** An id the protocol can carry in a hello (the shared schema decides); any other link names no session. */
+const isSessionId = Schema.is(Hello.fields.session)
 
 export class Connection {
   status = $state<LinkStatus>("connecting")
@@ -160,7 +171,9 @@ export class Connection {
     this.signed = []
     this.creating = session === null
     if (session !== null) this.writeHash(session, history)
-    this.helloCurrent()
+    // A link no hello could carry (empty, too long) is answered here, as the server answers an unknown id.
+    if (session !== null && !isSessionId(session)) this.missing = session
+    else this.helloCurrent()
   }
 
   retryNow(): void {
