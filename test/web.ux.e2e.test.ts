@@ -504,6 +504,8 @@ describe.skipIf(unavailable !== null)("the chat people expect (issue 13)", () =>
     expect(cut).toEqual([])
     await shot(page, "ux-timeline-by-turn")
     await page.getByTestId("filters-toggle").click()
+    const cutNames = await page.locator('[data-testid="filters"] .fname').evaluateAll((els) => els.filter((e) => e.scrollWidth > e.clientWidth).map((e) => e.textContent))
+    expect(cutNames).toEqual([])
     await page.getByTestId("only-type-ToolCallRequested").click()
     await page.getByTestId("only-type-ToolExecutionSucceeded").click()
     await page.getByTestId("timeline-count").filter({ hasText: /^2 \// }).waitFor()
