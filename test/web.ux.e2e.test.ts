@@ -45,13 +45,16 @@ const evalCalls = (...codes: Array<string>) => ({
 const holdableSocket = async (page: Page) => {
   let holding = false
   const held: Array<string> = []
+  const waiters: Array<() => void> = []
   let client: WebSocketRoute | null = null
   await page.routeWebSocket(/\/ws/, (ws) => {
     const server = ws.connectToServer()
     ws.onMessage((m) => server.send(m))
     server.onMessage((m) => {
-      if (holding && typeof m === "string" && m.startsWith('{"type":"events"')) held.push(m)
-      else ws.send(m)
+      if (holding && typeof m === "string" && m.startsWith('{"type":"events"')) {
+        held.push(m)
+        for (const w of waiters.splice(0)) w()
+      } else ws.send(m)
     })
     client = ws
   })
@@ -62,6 +65,10 @@ const holdableSocket = async (page: Page) => {
     release: () => {
       holding = false
       for (const m of held.splice(0)) client?.send(m)
+    },
+    /** Resolves once a held frame contains `text` (the server did it; the page has not heard yet). */
+    heldUntil: async (text: string) => {
+      while (!held.some((m) => m.includes(text))) await new Promise<void>((wake) => waiters.push(wake))
     }
   }
 }
@@ -161,6 +168,25 @@ describe.skipIf(unavailable !== null)("the chat people expect (issue 13)", () =>
     await page.getByTestId("already-decided").filter({ hasText: "Already approved by you." }).waitFor()
     await waitCompleted(page, 1, "42")
     expect(await page.locator('[data-testid="tool-card"][data-status="succeeded"]').count()).toBe(1)
+    expect(await page.locator('[role="alert"]').count()).toBe(0)
+  })
+
+  e2e("defect 2: Stop pressed just after the reply ended by itself is quiet too", async () => {
+    const s = await serve({ turns: [{ text: "A short reply that ends by itself.", chunkChars: 2, delayMs: 20 }] })
+    const page = await newPage()
+    const socket = await holdableSocket(page)
+    await page.goto(s.url)
+    await connected(page)
+    await ready(page)
+    await send(page, "say something short")
+    await page.getByTestId("streaming-cursor").waitFor()
+    socket.hold()
+    await socket.heldUntil('"TurnCompleted"')
+    await page.getByTestId("stop").click()
+    await page.locator('[data-testid="stop"]:not([disabled])').waitFor()
+    socket.release()
+    await waitCompleted(page, 0, "ends by itself")
+    expect(await page.getByTestId("notice").count()).toBe(0)
     expect(await page.locator('[role="alert"]').count()).toBe(0)
   })
 

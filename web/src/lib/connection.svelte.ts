@@ -201,10 +201,13 @@ export class Connection {
     return r
   }
 
-  /** Sends a command whose refusal has no place of its own on screen: it becomes a notice. */
-  async act(command: Command): Promise<CommandResult> {
+  /**
+   * Sends a command whose refusal has no place of its own on screen: it becomes a notice, unless its code is in
+   * `harmless` (a race that already gave what was asked, e.g. Stop after the turn ended by itself).
+   */
+  async act(command: Command, harmless: ReadonlyArray<string> = []): Promise<CommandResult> {
     const r = await this.send(command)
-    if (!r.ok) this.notify("error", humanError(r.code, r.message))
+    if (!r.ok && !harmless.includes(r.code)) this.notify("error", humanError(r.code, r.message))
     return r
   }
 
