@@ -105,6 +105,16 @@ describe.skipIf(unavailable !== null)("the chat people expect (issue 13)", () =>
   const suite = browserSuite()
   const { e2e, serve, newPage, open, temp } = suite
 
+  /** A page on `url` whose websocket runs through `holdableSocket`, connected and caught up. */
+  const openHeld = async (url: string) => {
+    const page = await newPage()
+    const socket = await holdableSocket(page)
+    await page.goto(url)
+    await connected(page)
+    await ready(page)
+    return { page, socket }
+  }
+
   for (const size of SIZES) {
     e2e(`defect 1 (${size.name}): a notice covers no control, and can be dismissed`, async () => {
       const s = await serve({ turns: [answer("First answer.")] })
@@ -152,11 +162,7 @@ describe.skipIf(unavailable !== null)("the chat people expect (issue 13)", () =>
 
   e2e("defect 2: a quick second approve in the same tab says 'already approved by you'", async () => {
     const s = await serve({ turns: [evalTurn("6 * 7"), answer("It is 42.")] })
-    const page = await newPage()
-    const socket = await holdableSocket(page)
-    await page.goto(s.url)
-    await connected(page)
-    await ready(page)
+    const { page, socket } = await openHeld(s.url)
     await send(page, "six times seven")
     await page.getByTestId("approve").waitFor()
     socket.hold()
@@ -173,11 +179,7 @@ describe.skipIf(unavailable !== null)("the chat people expect (issue 13)", () =>
 
   e2e("defect 2: Stop pressed just after the reply ended by itself is quiet too", async () => {
     const s = await serve({ turns: [{ text: "A short reply that ends by itself.", chunkChars: 2, delayMs: 20 }] })
-    const page = await newPage()
-    const socket = await holdableSocket(page)
-    await page.goto(s.url)
-    await connected(page)
-    await ready(page)
+    const { page, socket } = await openHeld(s.url)
     await send(page, "say something short")
     await page.getByTestId("streaming-cursor").waitFor()
     socket.hold()
