@@ -2,112 +2,34 @@
  * Browser tests of the visualizer against the real server process (scripted model) in Debian's chromium.
  * Each test starts its own server; screenshots of the main states go to test/artifacts/. Skipped, saying why, without chromium.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { readFileSync, rmSync } from "node:fs"
+import { describe, expect, test } from "bun:test"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
-import type { BrowserContext, Page } from "playwright-core"
-import { browserUnavailable, buildWeb, launchBrowser, type RunningServer, screenshotPath, startServer, tempDir } from "./support/browser.ts"
+import type { Page } from "playwright-core"
+import {
+  answer,
+  assistant,
+  browserSuite,
+  browserUnavailable,
+  connected,
+  countIs,
+  evalTurn,
+  send,
+  sessionOf,
+  shot,
+  slow,
+  slowText,
+  texts,
+  twoExchanges,
+  waitCompleted
+} from "./support/browser.ts"
 
 const unavailable = browserUnavailable()
 if (unavailable) console.warn(`web e2e tests SKIPPED: ${unavailable}`)
 
-const LONG = 60_000
-
-const slowText =
-  "This reply streams slowly so that there is time to act while it runs: two characters at a time, every " +
-  "twenty-five milliseconds, for several seconds, which is far longer than any step of the test takes."
-
-const evalTurn = (code: string, text = "Let me compute that with the eval tool.") => ({
-  text,
-  toolCalls: [{ tool: "eval", args: { code }, description: "Evaluate the expression" }],
-  chunkChars: 4,
-  delayMs: 5
-})
-const answer = (text: string) => ({ text, chunkChars: 4, delayMs: 5 })
-const slow = (text = slowText) => ({ text, chunkChars: 2, delayMs: 25 })
-
 describe.skipIf(unavailable !== null)("visualizer in the browser", () => {
-  let webRoot = ""
-  let context: BrowserContext
-  let closeBrowser: () => Promise<void> = async () => undefined
-  const servers: Array<RunningServer> = []
-  const temps: Array<string> = []
-
-  beforeAll(async () => {
-    webRoot = await buildWeb()
-    temps.push(webRoot)
-    const b = await launchBrowser()
-    context = b.context
-    closeBrowser = b.close
-  }, LONG)
-
-  afterAll(async () => {
-    await closeBrowser()
-    for (const s of servers) await s.stop()
-    for (const t of temps) rmSync(t, { recursive: true, force: true })
-  })
-
-  /** Pages of the running test: on failure each is saved as FAILED-<test>-<n>.png, with the servers' output. */
-  let pages: Array<Page> = []
-  let pageErrors: Array<string> = []
-  const e2e = (name: string, body: () => Promise<void>) =>
-    test(
-      name,
-      async () => {
-        pages = []
-        pageErrors = []
-        try {
-          await body()
-          expect(pageErrors).toEqual([])
-        } catch (e) {
-          const slug = name.replace(/[^a-z0-9]+/gi, "-").slice(0, 60)
-          for (const [i, p] of pages.entries()) if (!p.isClosed()) await p.screenshot({ path: screenshotPath(`FAILED-${slug}-${i}`) }).catch(() => undefined)
-          const logs = servers.map((s) => s.output().slice(-2_000)).join("\n---\n")
-          throw new Error(`${e instanceof Error ? e.message : String(e)}\nserver output (tail):\n${logs}`)
-        } finally {
-          for (const p of pages) if (!p.isClosed()) await p.close()
-        }
-      },
-      LONG
-    )
-
-  const serve = async (script: unknown, extra: { store?: "memory" | "sqlite"; data?: string; port?: number } = {}) => {
-    const s = await startServer({ webRoot, script, ...extra })
-    servers.push(s)
-    return s
-  }
-
-  const newPage = async (): Promise<Page> => {
-    const page = await context.newPage()
-    pages.push(page)
-    page.on("pageerror", (e) => pageErrors.push(e.message))
-    return page
-  }
-
-  const open = async (url: string): Promise<Page> => {
-    const page = await newPage()
-    await page.goto(url)
-    await connected(page)
-    await ready(page)
-    return page
-  }
-
-  const connected = (page: Page) => page.locator('[data-testid="status"][data-status="connected"]').waitFor()
-  /** The shown session's catch-up is folded (a fresh server's first session is created by the hello). */
-  const ready = (page: Page) => page.locator('[data-testid="messages"][data-ready="true"]').waitFor()
-  const composer = (page: Page) => page.getByTestId("composer")
-  const send = async (page: Page, text: string) => {
-    await composer(page).fill(text)
-    await composer(page).press("Enter")
-  }
-  const assistant = (page: Page, i: number) => page.getByTestId("assistant-message").nth(i)
-  const waitCompleted = (page: Page, i: number, text: string) =>
-    page.locator('[data-testid="assistant-message"][data-status="completed"]').nth(i).filter({ hasText: text }).waitFor()
-  const sessionOf = (page: Page) => decodeURIComponent(new URL(page.url()).hash.replace(/^#session=/, ""))
-  const shot = (page: Page, name: string) => page.screenshot({ path: screenshotPath(name) })
-  const texts = (page: Page, testId: string) => page.getByTestId(testId).allInnerTexts()
-  const countIs = (page: Page, testId: string, n: number) =>
-    page.waitForFunction(([id, want]) => document.querySelectorAll(`[data-testid="${id}"]`).length === want, [testId, n] as const, { polling: 50 })
+  const suite = browserSuite()
+  const { e2e, serve, newPage, open, temp } = suite
 
   e2e("sends a message and shows the streamed reply, as sanitized Markdown", async () => {
     const s = await serve({
@@ -139,11 +61,18 @@ describe.skipIf(unavailable !== null)("visualizer in the browser", () => {
     await page.close()
   })
 
-  e2e("shows the offline-model banner when the server says the model is offline", async () => {
-    const s = await serve(undefined)
-    const page = await open(s.url)
-    await page.getByTestId("offline-banner").waitFor()
-    await shot(page, "offline-banner")
+  e2e("names the built-in model and the scripted model in a banner; 'offline' is only the connection's word", async () => {
+    const builtIn = await serve(undefined)
+    const page = await open(builtIn.url)
+    const banner = page.locator('[data-testid="model-banner"][data-provider="offline"]')
+    await banner.waitFor()
+    expect(await banner.innerText()).toContain("Built-in model")
+    expect(await page.getByTestId("model-badge").innerText()).toBe("built-in model")
+    expect((await page.locator("header").innerText()).toLowerCase()).not.toContain("offline")
+    await shot(page, "model-banner-built-in")
+    const scripted = await serve({ turns: [answer("Hi.")] })
+    const other = await open(scripted.url)
+    await other.locator('[data-testid="model-banner"][data-provider="scripted"]').filter({ hasText: "Scripted model" }).waitFor()
     await page.close()
   })
 
@@ -197,6 +126,7 @@ describe.skipIf(unavailable !== null)("visualizer in the browser", () => {
     // The model's memory at the next turn carries the reason.
     const turn = page.locator('[data-testid="event-row"][data-type="TurnStarted"]').last()
     await turn.click()
+    await page.getByTestId("travel-here").click()
     await page.getByTestId("tab-memory").click()
     expect(await page.getByTestId("memory").innerText()).toContain("too risky today")
     await page.close()
@@ -256,8 +186,7 @@ describe.skipIf(unavailable !== null)("visualizer in the browser", () => {
   })
 
   e2e("reconnects after the server is killed and restarted, and continues the session", async () => {
-    const data = tempDir("data")
-    temps.push(data)
+    const data = temp("data")
     const first = await serve({ turns: [answer("Reply before the restart.")] }, { store: "sqlite", data })
     const page = await open(first.url)
     await send(page, "before")
@@ -276,14 +205,10 @@ describe.skipIf(unavailable !== null)("visualizer in the browser", () => {
   })
 
   e2e("time travel to an earlier event shows the earlier prompt; back to live returns", async () => {
-    const s = await serve({ turns: [answer("Alpha answer."), answer("Beta answer.")] })
-    const page = await open(s.url)
-    await send(page, "alpha question")
-    await waitCompleted(page, 0, "Alpha answer")
-    await send(page, "beta question")
-    await waitCompleted(page, 1, "Beta answer")
+    const { page } = await twoExchanges(suite)
     // The first turn's prompt, picked in the timeline.
     await page.locator('[data-testid="event-row"][data-type="TurnStarted"]').first().click()
+    await page.getByTestId("travel-here").click()
     await page.getByTestId("inspector").waitFor()
     expect(await texts(page, "user-message")).toEqual([expect.stringContaining("alpha question")])
     await page.getByTestId("tab-memory").click()
@@ -306,16 +231,12 @@ describe.skipIf(unavailable !== null)("visualizer in the browser", () => {
   })
 
   e2e("forks a new session from an earlier event", async () => {
-    const s = await serve({ turns: [answer("Alpha answer."), answer("Beta answer.")] })
-    const page = await open(s.url)
+    const { server: s, page } = await twoExchanges(suite)
     const original = sessionOf(page)
-    await send(page, "alpha question")
-    await waitCompleted(page, 0, "Alpha answer")
-    await send(page, "beta question")
-    await waitCompleted(page, 1, "Beta answer")
     const firstDone = page.locator('[data-testid="event-row"][data-type="TurnCompleted"]').first()
     const seq = Number(await firstDone.getAttribute("data-seq"))
     await firstDone.click()
+    await page.getByTestId("travel-here").click()
     await page.getByTestId("fork-here").click()
     await page.waitForFunction((old) => !location.hash.includes(old), original, { polling: 50 })
     await page.getByTestId("composer").waitFor()
@@ -337,7 +258,7 @@ describe.skipIf(unavailable !== null)("visualizer in the browser", () => {
     await page.getByTestId("approve").click()
     await waitCompleted(page, 1, "Nine")
     const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export the current tape as JSON Lines" }).click()])
-    const file = join(tempDir("export"), "tape.jsonl")
+    const file = join(temp("export"), "tape.jsonl")
     await download.saveAs(file)
     const lines = readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "")
     expect(lines.length).toBe(Number(await page.getByTestId("timeline-count").innerText()))
@@ -386,6 +307,10 @@ describe.skipIf(unavailable !== null)("visualizer in the browser", () => {
     await page.getByTestId("timeline-count").filter({ hasText: String(n) }).waitFor()
     await waitCompleted(page, 0, "word")
     const loadMs = performance.now() - started
+    // The turn's deltas are one row until unfolded: then every one of them is a row to scroll through.
+    expect(await page.getByTestId("deltas-row").getAttribute("data-count")).toBe(String(n - 4))
+    await page.getByTestId("deltas-row").click()
+    await page.locator('[data-testid="deltas-row"][aria-expanded="true"]').waitFor()
     const scroll = await page.evaluate(async () => {
       const list = document.querySelector<HTMLElement>('[data-testid="timeline"]')
       if (!list) return { worst: Infinity, rows: 0 }

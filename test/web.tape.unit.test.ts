@@ -11,10 +11,13 @@ import { decodeServerFrame } from "../src/server/Protocol.ts"
 import { parseArgs } from "../web/src/lib/args.ts"
 import { api, ApiError, endpointOf, socketUrl } from "../web/src/lib/api.ts"
 import { ChatBuilder } from "../web/src/lib/chatView.ts"
-import { actorKind, describeEvent } from "../web/src/lib/describe.ts"
-import { FilterIndex } from "../web/src/lib/filter.ts"
+import { activityOf, RateMeter } from "../web/src/lib/activity.ts"
+import { actorClass, actorLabel } from "../web/src/lib/actors.ts"
+import { describeEvent, formatDuration, modelLabel, plural } from "../web/src/lib/describe.ts"
+import { humanError, humanSchemaError } from "../web/src/lib/errors.ts"
 import { pathOf, emptyPulse, pulseOf } from "../web/src/lib/flow.ts"
-import { escapeHtml, highlightJs, highlightJson } from "../web/src/lib/highlight.ts"
+import { escapeHtml, highlightCode, highlightJs, highlightJson, languageName } from "../web/src/lib/highlight.ts"
+import { noFilter, TimelineIndex, type TimelineView } from "../web/src/lib/timeline.ts"
 import { CHECKPOINT_EVERY, diff, inspect, projectionsOf, Rewinder } from "../web/src/lib/rewind.ts"
 import { TapeLog } from "../web/src/lib/tapeLog.ts"
 
@@ -133,16 +136,124 @@ describe("time travel", () => {
   })
 })
 
-describe("timeline filter", () => {
-  test("filters by type and actor, incrementally", () => {
-    const f = new FilterIndex()
-    expect(f.sync(tape.slice(0, 6), { type: "AssistantDelta", actor: "" })).toBe(2)
-    expect(f.sync(tape, { type: "AssistantDelta", actor: "" })).toBe(3)
-    expect([0, 1, 2].map((r) => tape[f.at(r)]?.seq)).toEqual([4, 5, 12])
-    expect(f.sync(tape, { type: "", actor: "user" })).toBe(2)
-    expect(f.rowOf(5)).toBe(1)
-    expect(f.sync(tape, { type: "", actor: "" })).toBe(13)
-    expect(f.at(4)).toBe(4)
+const viewOf = (over: Partial<TimelineView> = {}): TimelineView => ({
+  filter: noFilter,
+  classify: (by) => actorClass(by, new Set(["user:c1"])),
+  collapsed: new Set(),
+  expanded: new Set(),
+  ...over
+})
+const rowsOf = (ix: TimelineIndex, n: number) =>
+  Array.from({ length: n }, (_, i) => {
+    const r = ix.row(i)
+    return r?.kind === "event" ? `${tape[r.pos]?.seq}` : `${r?.kind}:${r?.turnId}`
+  })
+
+describe("timeline by turn", () => {
+  test("each turn gets a header, its deltas fold into one row, its calls' events sit under it", () => {
+    const ix = new TimelineIndex()
+    const view = viewOf()
+    const n = ix.sync(tape, view, 0)
+    expect(rowsOf(ix, n)).toEqual(["1", "2", "turn:turn-3", "3", "deltas:turn-3", "6", "7", "8", "9", "10", "turn:turn-11", "11", "deltas:turn-11", "13"])
+    expect(ix.matched).toBe(13)
+    expect(ix.turn("turn-3")).toMatchObject({ n: 1, deltas: 2, chars: "Let me compute.".length, status: "completed", calls: 1 })
+    expect(ix.turnOf(tape[9]!)).toBe("turn-3")
+    // A folded delta is found at its turn's deltas row; an event at its own row.
+    expect(ix.rowOf(tape, 4)).toBe(4)
+    expect(ix.rowOf(tape, 9)).toBe(9)
+  })
+
+  test("grows incrementally, and rebuilds when deltas are expanded or a turn is collapsed", () => {
+    const ix = new TimelineIndex()
+    const view = viewOf()
+    ix.sync(tape.slice(0, 4), view, 0)
+    const n = ix.sync(tape, view, 0)
+    expect(n).toBe(14)
+    const open = viewOf({ expanded: new Set(["turn-3"]) })
+    expect(rowsOf(ix, ix.sync(tape, open, 0)).slice(2, 8)).toEqual(["turn:turn-3", "3", "deltas:turn-3", "4", "5", "6"])
+    const shut = viewOf({ collapsed: new Set(["turn-3"]) })
+    expect(rowsOf(ix, ix.sync(tape, shut, 0))).toEqual(["1", "2", "turn:turn-3", "turn:turn-11", "11", "deltas:turn-11", "13"])
+    expect(ix.rowOf(tape, 8)).toBe(2)
+  })
+
+  test("filters include and exclude by type and by who: you, another client, the model…", () => {
+    const ix = new TimelineIndex()
+    const only = viewOf({ filter: { types: new Map([["AssistantDelta", "include"], ["ToolCallRequested", "include"]]), actors: new Map() } })
+    ix.sync(tape, only, 0)
+    expect(ix.matched).toBe(4)
+    const notModel = viewOf({ filter: { types: new Map(), actors: new Map([["model", "exclude"]]) } })
+    ix.sync(tape, notModel, 0)
+    expect(ix.matched).toBe(13 - 6)
+    const you = viewOf({ filter: { types: new Map(), actors: new Map([["you", "include"]]) } })
+    ix.sync(tape, you, 0)
+    expect(ix.matched).toBe(2)
+    const other = viewOf({ filter: { types: new Map(), actors: new Map([["other", "include"]]) }, classify: (by) => actorClass(by, new Set()) })
+    ix.sync(tape, other, 0)
+    expect(ix.matched).toBe(2)
+    // A new epoch (the tape was replaced) starts over even when it is as long.
+    ix.sync(tape, other, 1)
+    expect(ix.matched).toBe(2)
+  })
+})
+
+describe("actors, wording, errors", () => {
+  test("actors in words; you are the ids this tab learned", () => {
+    const me = new Set(["user:a-1"])
+    expect(actorLabel("user:a-1", me)).toBe("you")
+    expect(actorLabel("user:b-7", me)).toBe("another tab/client")
+    expect(actorLabel("policy:auto", me)).toBe("policy: auto")
+    expect(actorLabel("model", me)).toBe("the model")
+    expect(actorLabel("system", me)).toBe("system")
+    expect(plural(1, "event")).toBe("1 event")
+    expect(plural(2, "event")).toBe("2 events")
+    expect(plural(1_000, "event")).toBe("1,000 events")
+    expect(modelLabel("offline")).toBe("built-in model")
+    expect(formatDuration(2_140)).toBe("2.1 s")
+  })
+
+  test("server errors are worded for people, schema errors become path: problem", () => {
+    expect(humanSchemaError("code: expected string")).toBe("code: should be text")
+    expect(humanError("invalid_args", "edited args for eval are invalid: invalid args for eval: code: expected string")).toBe(
+      "The edited arguments do not fit the tool: code: should be text."
+    )
+    expect(humanSchemaError("extra: is unexpected; code: is missing")).toBe("extra: is not one of its arguments; code: is missing (it is required)")
+    expect(humanSchemaError("h.a: expected number")).toBe("h.a: should be a number")
+    expect(humanSchemaError("plain words")).toBe("plain words")
+    expect(humanSchemaError("a: expected constructor")).toBe("a: should be constructor")
+    expect(humanError("not_pending", "tool call call-6 is not pending (it is succeeded)")).not.toContain("not_pending")
+    expect(humanError("http_502", "Bad Gateway")).toBe("The server answered with an error (HTTP 502): Bad Gateway.")
+    expect(humanError("something_new", "the thing broke")).toBe("The thing broke.")
+  })
+})
+
+describe("activity", () => {
+  test("which runner is busy and what waits for a person, at each point of the tape", () => {
+    const at = (n: number) => activityOf(fold(S, tape.slice(0, n)))
+    expect(at(5).model).toEqual({ turnId: "turn-3", chars: "Let me compute.".length })
+    expect(at(7)).toMatchObject({ model: null, pending: [{ callId: "call-6", tool: "eval" }], tools: [] })
+    expect(at(8).tools).toEqual([{ callId: "call-6", tool: "eval", running: false }])
+    expect(at(9).tools).toEqual([{ callId: "call-6", tool: "eval", running: true }])
+    expect(at(13)).toEqual({ model: null, tools: [], pending: [], queued: 0 })
+  })
+
+  test("the rate counts arrivals in the last window only", () => {
+    const r = new RateMeter(1_000)
+    r.add(0, 10)
+    r.add(500, 10)
+    expect(r.perSecond(900)).toBe(20)
+    expect(r.perSecond(1_200)).toBe(10)
+    expect(r.perSecond(5_000)).toBe(0)
+  })
+
+  test("a busy period is named by the seq that began it", () => {
+    const log = new TapeLog()
+    log.reset(S)
+    log.append(tape.slice(0, 2))
+    expect(log.busySince).toBeNull()
+    log.append(tape.slice(2, 9))
+    expect(log.busySince).toBe(3)
+    log.append(tape)
+    expect(log.busySince).toBeNull()
   })
 })
 
@@ -167,8 +278,6 @@ describe("formatting", () => {
   test("every event has a one-line summary", () => {
     for (const e of tape) expect(describeEvent(e).length).toBeGreaterThan(0)
     expect(describeEvent(tape[1] ?? tape[0]!)).toBe("“What is 17 * 23?”")
-    expect(actorKind("user:c1")).toBe("user")
-    expect(actorKind("model")).toBe("model")
   })
 
   test("highlighting escapes everything it is given", () => {
@@ -181,6 +290,19 @@ describe("formatting", () => {
     expect(js).not.toContain("<b>")
     expect(js).not.toContain("</pre>")
     expect(escapeHtml(`<a href="x">'&'</a>`)).toBe("&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;")
+    const py = highlightCode("def f():\n  return '<i>' # </pre>", "python")
+    expect(py).toContain('<span class="tok-kw">def</span>')
+    expect(py).toContain('<span class="tok-com"># &lt;/pre&gt;</span>')
+    expect(py).not.toContain("<i>")
+    expect(highlightCode("<script>", "klingon")).toBe("&lt;script&gt;")
+    // The fence's word is the model's: words of Object's prototype name no grammar.
+    for (const word of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+      expect(highlightCode("<b>x</b>", word)).toBe("&lt;b&gt;x&lt;/b&gt;")
+      expect(languageName(word)).toBe(word.toLowerCase())
+    }
+    expect(languageName("x".repeat(500)).length).toBe(24)
+    expect(highlightCode('{"a": 1}', "json")).toContain('<span class="tok-num">1</span>')
+    expect([languageName("py"), languageName(""), languageName("ts"), languageName("klingon")]).toEqual(["Python", "text", "TypeScript", "klingon"])
   })
 
   test("edited args must be a JSON object", () => {
@@ -232,8 +354,9 @@ describe("scale", () => {
     log.append(frame.right.events)
     const t2 = performance.now()
     new ChatBuilder().build(log.state)
-    const f = new FilterIndex()
-    f.sync(log.events, { type: "AssistantDelta", actor: "model" })
+    const ix = new TimelineIndex()
+    expect(ix.sync(log.events, viewOf({ filter: { types: new Map([["AssistantDelta", "include"]]), actors: new Map([["model", "include"]]) } }), 0)).toBe(2)
+    expect(ix.sync(log.events, viewOf({ expanded: new Set(["turn-3"]) }), 0)).toBe(n + 2)
     const t3 = performance.now()
     expect(log.head).toBe(n)
     // Generous bounds: they catch an accidental O(n²), not a slow machine.

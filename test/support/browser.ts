@@ -1,10 +1,12 @@
 /**
  * Browser-test support: Debian's chromium through playwright-core (never a downloaded browser), the real server
- * process (`bun src/main.ts`) on a free port with a scripted model, and the visualizer built into a temp folder.
+ * process (`bun src/main.ts`) on a free port with a scripted model, the visualizer built into a temp folder, and
+ * the suite harness the web tests share (per-test servers and pages, failure screenshots, page helpers).
  */
+import { afterAll, beforeAll, expect, test } from "bun:test"
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { type BrowserContext, chromium } from "playwright-core"
+import { type BrowserContext, chromium, type Page } from "playwright-core"
 import { ROOT, spawnUntil } from "./process.ts"
 import { tempDir } from "./server.ts"
 
@@ -90,6 +92,8 @@ export const launchBrowser = async (): Promise<{ readonly context: BrowserContex
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1280, height: 800 },
+    // The Copy buttons are checked by reading the clipboard back.
+    permissions: ["clipboard-read", "clipboard-write"],
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
   })
   return {
@@ -104,4 +108,150 @@ export const launchBrowser = async (): Promise<{ readonly context: BrowserContex
 export const screenshotPath = (name: string): string => {
   mkdirSync(ARTIFACTS, { recursive: true })
   return join(ARTIFACTS, `${name}.png`)
+}
+
+/** A phone, as the issue's screenshots were taken. */
+export const MOBILE = { width: 390, height: 844 } as const
+export const LONG = 60_000
+
+export interface Suite {
+  /** A browser test: on failure every page of it is saved as FAILED-<test>-<n>.png, with its servers' output. */
+  readonly e2e: (name: string, body: () => Promise<void>) => void
+  /** Starts a server for the running test (stopped when the test ends). */
+  readonly serve: (
+    script: unknown,
+    extra?: { store?: "memory" | "sqlite"; data?: string; port?: number; env?: Readonly<Record<string, string>> }
+  ) => Promise<RunningServer>
+  /** A page of the running test (closed when it ends); `mobile` gives it a 390 px wide viewport. */
+  readonly newPage: (opts?: { readonly mobile?: boolean }) => Promise<Page>
+  /** A page on `url`, connected, with its session's catch-up folded. */
+  readonly open: (url: string, opts?: { readonly mobile?: boolean }) => Promise<Page>
+  /** A temp folder removed after the suite. */
+  readonly temp: (prefix: string) => string
+}
+
+/** Registers the suite's beforeAll/afterAll (build the visualizer once, one browser) and answers its harness. */
+export const browserSuite = (): Suite => {
+  let webRoot = ""
+  let context: BrowserContext | null = null
+  let closeBrowser: () => Promise<void> = async () => undefined
+  const temps: Array<string> = []
+  let servers: Array<RunningServer> = []
+  let pages: Array<Page> = []
+  let pageErrors: Array<string> = []
+
+  beforeAll(async () => {
+    webRoot = await buildWeb()
+    temps.push(webRoot)
+    const b = await launchBrowser()
+    context = b.context
+    closeBrowser = b.close
+  }, LONG)
+
+  afterAll(async () => {
+    await closeBrowser()
+    for (const t of temps) rmSync(t, { recursive: true, force: true })
+  })
+
+  const e2e = (name: string, body: () => Promise<void>) =>
+    test(
+      name,
+      async () => {
+        pages = []
+        pageErrors = []
+        servers = []
+        try {
+          await body()
+          expect(pageErrors).toEqual([])
+        } catch (e) {
+          const slug = name.replace(/[^a-z0-9]+/gi, "-").slice(0, 60)
+          for (const [i, p] of pages.entries()) if (!p.isClosed()) await p.screenshot({ path: screenshotPath(`FAILED-${slug}-${i}`) }).catch(() => undefined)
+          const logs = servers.map((s) => s.output().slice(-2_000)).join("\n---\n")
+          throw new Error(`${e instanceof Error ? e.message : String(e)}\nserver output (tail):\n${logs}`)
+        } finally {
+          for (const p of pages) if (!p.isClosed()) await p.close()
+          for (const s of servers) await s.stop()
+        }
+      },
+      LONG
+    )
+
+  const serve: Suite["serve"] = async (script, extra = {}) => {
+    const s = await startServer({ webRoot, script, ...extra })
+    servers.push(s)
+    return s
+  }
+
+  const newPage: Suite["newPage"] = async (opts = {}) => {
+    if (context === null) throw new Error("the browser is not running")
+    const page = await context.newPage()
+    pages.push(page)
+    page.on("pageerror", (e) => pageErrors.push(e.message))
+    if (opts.mobile) await page.setViewportSize(MOBILE)
+    return page
+  }
+
+  const open: Suite["open"] = async (url, opts = {}) => {
+    const page = await newPage(opts)
+    await page.goto(url)
+    await connected(page)
+    await ready(page)
+    return page
+  }
+
+  const temp = (prefix: string) => {
+    const d = tempDir(prefix)
+    temps.push(d)
+    return d
+  }
+
+  return { e2e, serve, newPage, open, temp }
+}
+
+// Page helpers: what a person sees and does, by test id.
+export const connected = (page: Page) => page.locator('[data-testid="status"][data-status="connected"]').waitFor()
+/** The shown session's catch-up is folded (a fresh server's first session is created by the hello). */
+export const ready = (page: Page) => page.locator('[data-testid="messages"][data-ready="true"]').waitFor()
+export const composer = (page: Page) => page.getByTestId("composer")
+export const send = async (page: Page, text: string) => {
+  await composer(page).fill(text)
+  await composer(page).press("Enter")
+}
+export const assistant = (page: Page, i: number) => page.getByTestId("assistant-message").nth(i)
+export const waitCompleted = (page: Page, i: number, text: string) =>
+  page.locator('[data-testid="assistant-message"][data-status="completed"]').nth(i).filter({ hasText: text }).waitFor()
+export const sessionOf = (page: Page) => decodeURIComponent(new URL(page.url()).hash.replace(/^#session=/, ""))
+export const shot = (page: Page, name: string) => page.screenshot({ path: screenshotPath(name) })
+export const texts = (page: Page, testId: string) => page.getByTestId(testId).allInnerTexts()
+export const countIs = (page: Page, testId: string, n: number) =>
+  page.waitForFunction(([id, want]) => document.querySelectorAll(`[data-testid="${id}"]`).length === want, [testId, n] as const, { polling: 50 })
+/** The test id (or tag) of the focused element. */
+export const focused = (page: Page) =>
+  page.evaluate(() => {
+    const a = document.activeElement
+    return a === null || a === document.body ? "body" : (a.getAttribute("data-testid") ?? a.tagName.toLowerCase())
+  })
+
+/** Scripted-model turns (DESIGN.md §6). */
+export const slowText =
+  "This reply streams slowly so that there is time to act while it runs: two characters at a time, every " +
+  "twenty-five milliseconds, for several seconds, which is far longer than any step of the test takes."
+export const evalTurn = (code: string, text = "Let me compute that with the eval tool.") => ({
+  text,
+  toolCalls: [{ tool: "eval", args: { code }, description: "Evaluate the expression" }],
+  chunkChars: 4,
+  delayMs: 5
+})
+export const answer = (text: string) => ({ text, chunkChars: 4, delayMs: 5 })
+export const slow = (text = slowText) => ({ text, chunkChars: 2, delayMs: 25 })
+
+/** A server and a page with two finished exchanges: "alpha question" → "Alpha answer.", "beta question" → "Beta answer.". */
+export const twoExchanges = async (suite: Suite): Promise<{ readonly server: RunningServer; readonly page: Page }> => {
+  const server = await suite.serve({ turns: [answer("Alpha answer."), answer("Beta answer.")] })
+  const page = await suite.open(server.url)
+  await send(page, "alpha question")
+  await waitCompleted(page, 0, "Alpha answer")
+  await send(page, "beta question")
+  await waitCompleted(page, 1, "Beta answer")
+  return { server, page }
 }

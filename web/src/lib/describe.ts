@@ -1,5 +1,12 @@
-/** One-line, human summaries of events for the timeline, and actor labels. Pure. */
+/** One-line, human summaries of events for the timeline, counts, durations and model names in words. Pure. */
 import type { Envelope } from "../../../src/domain/Event.ts"
+
+/** "1 event", "2 events"; `many` when the plural is not just an added s. */
+export const plural = (n: number, one: string, many = `${one}s`): string => `${n.toLocaleString("en-US")} ${n === 1 ? one : many}`
+
+/** The model a turn used, in words: the server's built-in and scripted models are not a provider's model id. */
+export const modelLabel = (model: string): string =>
+  model === "offline" ? "built-in model" : model === "scripted" ? "scripted model" : model
 
 const clip = (s: string, n = 80): string => {
   const one = s.replace(/\s+/g, " ").trim()
@@ -20,11 +27,11 @@ export const describeEvent = (e: Envelope): string => {
     case "UserMessageQueued":
       return `“${clip(e.text)}”`
     case "QueuedMessagesFlushed":
-      return `${e.messageIds.length} queued → conversation`
+      return `${plural(e.messageIds.length, "queued message")} → conversation`
     case "QueuedMessageCancelled":
       return `cancelled ${e.messageId}`
     case "TurnStarted":
-      return `${e.turnId} · ${e.model}${e.retryOf ? ` · retry of ${e.retryOf}` : ""}`
+      return `${e.turnId} · ${modelLabel(e.model)}${e.retryOf ? ` · retry of ${e.retryOf}` : ""}`
     case "AssistantDelta":
       return JSON.stringify(clip(e.text, 60))
     case "ToolCallRequested":
@@ -64,18 +71,18 @@ export const describeEvent = (e: Envelope): string => {
   }
 }
 
-/** The actor's family, for filtering: `user`, `model`, `tool`, `system`, `policy`. */
-export const actorKind = (by: string): string => {
-  const i = by.indexOf(":")
-  return i === -1 ? by : by.slice(0, i)
-}
-
-export const ACTOR_KINDS = ["user", "model", "tool", "system", "policy"] as const
-
 export const formatTime = (at: number): string => {
   const d = new Date(at)
   const p = (n: number, w = 2) => String(n).padStart(w, "0")
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`
+}
+
+/** "850 ms", "2.1 s", "3 min 5 s". */
+export const formatDuration = (ms: number): string => {
+  if (ms < 1_000) return `${Math.max(0, Math.round(ms))} ms`
+  if (ms < 60_000) return `${(ms / 1_000).toFixed(ms < 10_000 ? 1 : 0)} s`
+  const m = Math.floor(ms / 60_000)
+  return `${m} min ${Math.round((ms - m * 60_000) / 1_000)} s`
 }
 
 export const formatAgo = (at: number, now: number): string => {

@@ -6,6 +6,7 @@
 import type { Envelope } from "../../../src/domain/Event.ts"
 import { summaryView } from "../../../src/domain/projections/summary.ts"
 import type { SessionSummary } from "../../../src/domain/projections/summaryTypes.ts"
+import { type Activity, activityOf, RateMeter } from "./activity.ts"
 import { ChatBuilder, type ChatView } from "./chatView.ts"
 import { emptyPulse, type Pulse, pulseOf } from "./flow.ts"
 import { type AppendResult, TapeLog } from "./tapeLog.ts"
@@ -28,6 +29,9 @@ export class Tape {
   catchUpTo = $state(0)
   /** The paths the last batch took through the flow. */
   pulse = $state.raw<Pulse>(emptyPulse)
+  /** Seq that began the current busy period (null while idle); a new value is a new busy period. */
+  busySince = $state<number | null>(null)
+  private readonly rate = new RateMeter()
 
   chat: ChatView = $derived.by(() => {
     void this.version
@@ -38,6 +42,17 @@ export class Tape {
     void this.version
     return summaryView(this.log.state)
   })
+
+  activity: Activity = $derived.by(() => {
+    void this.version
+    return activityOf(this.log.state)
+  })
+
+  /** Live events per second at `now` (performance.now()), over the last few seconds of arrivals. */
+  ratePerSecond(now: number): number {
+    void this.version
+    return this.rate.perSecond(now)
+  }
 
   /** The tape so far; reading it in a reactive context tracks new events. */
   get events(): ReadonlyArray<Envelope> {
@@ -59,6 +74,8 @@ export class Tape {
     this.loaded = 0
     this.catchUpTo = 0
     this.pulse = emptyPulse
+    this.busySince = null
+    this.rate.clear()
     this.epoch++
     this.version++
   }
@@ -96,7 +113,9 @@ export class Tape {
     if (head > this.published) {
       // A catch-up is one batch; a pulse lights the paths of what arrived since the last frame.
       this.pulse = pulseOf(this.pulse, this.ready ? this.log.events.slice(this.published) : [])
+      if (this.ready) this.rate.add(performance.now(), head - this.published)
     }
+    this.busySince = this.log.busySince
     this.published = head
     this.head = head
     this.loaded = head

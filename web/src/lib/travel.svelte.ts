@@ -1,6 +1,7 @@
 /**
  * Time travel over the shown tape: which seq is being looked at (null = live), and what the session was there:
- * the chat, the exact LLM memory, the summary and the diff the event made, all re-folded on the client.
+ * the chat, the exact LLM memory, the summary and the diff the event made, all re-folded on the client. Also which
+ * event is inspected: inspecting is not travelling (the chat stays live until a past state is asked for).
  */
 import type { ChatView } from "./chatView.ts"
 import { ChatBuilder } from "./chatView.ts"
@@ -13,8 +14,13 @@ export interface TravelView {
   readonly chat: ChatView
 }
 
+type Mark = { readonly session: string; readonly seq: number } | null
+
 export class Travel {
-  private target = $state<{ readonly session: string; readonly seq: number } | null>(null)
+  /** The past state asked for (time travel); null = live. */
+  private target = $state<Mark>(null)
+  /** The event looked at in the timeline, beside the live chat or the past one. */
+  private picked = $state<Mark>(null)
   private rewinder: Rewinder | null = null
   private epoch = -1
   private readonly builder = new ChatBuilder()
@@ -25,6 +31,12 @@ export class Travel {
   seq: number | null = $derived.by(() => {
     const t = this.target
     return t !== null && t.session === this.tape.session ? t.seq : null
+  })
+
+  /** The event being inspected (shown beside the chat), or null. */
+  inspected: number | null = $derived.by(() => {
+    const p = this.picked
+    return p !== null && p.session === this.tape.session && p.seq <= this.tape.head ? p.seq : null
   })
 
   view: TravelView | null = $derived.by(() => {
@@ -45,10 +57,29 @@ export class Travel {
     return { seq, inspection, chat: this.builder.build(this.rewinder.stateAt(events, seq)) }
   })
 
-  select(seq: number): void {
+  private mark(seq: number): Mark {
     const session = this.tape.session
-    if (session === null || this.tape.head === 0) return
-    this.target = { session, seq: Math.max(1, Math.min(Math.round(seq), this.tape.head)) }
+    if (session === null || this.tape.head === 0) return null
+    return { session, seq: Math.max(1, Math.min(Math.round(seq), this.tape.head)) }
+  }
+
+  /** Time travel: show the session as it was at `seq` (and inspect that event). */
+  select(seq: number): void {
+    const m = this.mark(seq)
+    if (m === null) return
+    this.target = m
+    this.picked = m
+  }
+
+  /** Inspect an event: beside the live chat when live; while travelling, travel there too. */
+  pick(seq: number): void {
+    if (this.seq !== null) this.select(seq)
+    else this.picked = this.mark(seq)
+  }
+
+  /** Stop inspecting (time travel, if any, goes on). */
+  unpick(): void {
+    if (this.seq === null) this.picked = null
   }
 
   live(): void {
