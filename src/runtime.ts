@@ -18,35 +18,59 @@ import { SessionWriter } from "./session/SessionWriter.ts"
 import * as Writer from "./session/SessionWriter.ts"
 import { EventStore } from "./store/EventStore.ts"
 import { layerFromConfig } from "./store/layer.ts"
+import { type LoadedConfig, modelChoicesOf, UserConfig } from "./config/file.ts"
+import { McpClients } from "./mcp/McpClients.ts"
 import { ToolCatalogue } from "./tools/catalogue.ts"
 import { ToolRunner } from "./tools/ToolRunner.ts"
 
-/** What a test entry point may change (never read from the environment: production code has no test hooks). */
+/** What an embedding program or a test entry point may change (never read from the environment). */
 export interface ProcessOptions {
   /** The commit feed ignores notifications (only its once-a-second check delivers other processes' events). */
   readonly dropNotifications?: boolean
+  /** The config to run with, instead of the config file the environment names (an embedding program's own). */
+  readonly user?: LoadedConfig
+  /** Told the server's URL and port once it listens. */
+  readonly onListening?: (url: string, port: number) => void
 }
 
-/** Store, bus, model, tools, writer and model info. */
-export const core = () => {
+/**
+ * The MCP servers of the config (a server that does not start stops start-up, naming it; later it is restarted with
+ * back-off when it exits).
+ */
+const Mcp = Layer.unwrapEffect(
+  Effect.map(UserConfig, (user) => {
+    const clients = McpClients.layer(user.mcpServers)
+    return Layer.provideMerge(Layer.effectDiscard(Effect.flatMap(McpClients, (c) => c.awaitStartup)), clients)
+  })
+)
+
+/** Store, bus, model, tools (config file, MCP), writer and model info. */
+export const core = (user?: LoadedConfig) => {
   const Store = layerFromConfig
   const BusLive = Bus.layer.pipe(Layer.provide(Store))
   const WriterCtx = Layer.effect(
     Writer.WriterContext,
     Effect.map(Effect.all([LlmClient, ToolCatalogue, AppConfig]), ([llm, tools, app]) => ({
       model: llm.model,
+      models: llm.models.map((m) => m.name),
       checkTool: tools.check,
       limits: { maxTurnsPerMessage: app.loop.maxTurnsPerMessage }
     }))
   )
   const Info = Layer.effect(
     ModelInfoTag,
-    Effect.map(LlmClient, (llm) => ({ model: llm.model, provider: llm.kind, offline: llm.kind === "offline" }))
+    Effect.map(LlmClient, (llm) => ({ model: llm.model, provider: llm.kind, offline: llm.kind === "offline", models: llm.models }))
   )
   const WriterLive = Writer.layer.pipe(Layer.provide(WriterCtx))
-  return Layer.provideMerge(WriterLive, Layer.mergeAll(Store, BusLive, LlmClient.layer, ToolCatalogue.layer)).pipe((l) =>
-    Layer.provideMerge(Info, l)
+  const Tools = ToolCatalogue.layer.pipe(Layer.provideMerge(Mcp))
+  const Llm = Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const user = yield* UserConfig
+      const models = yield* modelChoicesOf(user.models)
+      return LlmClient.layerFrom({ ...(models === undefined ? {} : { models }), ...(user.instructions === null ? {} : { instructions: user.instructions }) })
+    })
   )
+  return Layer.provideMerge(WriterLive, Layer.mergeAll(Store, BusLive, Llm, Tools)).pipe((l) => Layer.provideMerge(Info, l), Layer.provideMerge(user === undefined ? UserConfig.layer : Layer.succeed(UserConfig, user)))
 }
 
 /** Leases and the cluster's own PostgreSQL pool when the store is shared; nothing to coordinate alone. */
@@ -98,10 +122,11 @@ const runners = (app: AppConfigShape) =>
   Layer.merge(LlmRunner.layer, app.store.toolWorkers ? ToolRunner.layerNone : ToolRunner.layer)
 
 /** The HTTP and websocket server, and the lines a user (and the tests) look for. */
-const Server = (app: AppConfigShape) =>
+const Server = (app: AppConfigShape, options: ProcessOptions) =>
   Layer.scopedDiscard(
     Effect.gen(function* () {
-      const { url } = yield* serve
+      const { url, port } = yield* serve
+      options.onListening?.(url, port)
       const info = yield* ModelInfoTag
       yield* Effect.sync(() => {
         process.stdout.write(`Agent Tape listening on ${url}\n`)
@@ -116,23 +141,23 @@ const Server = (app: AppConfigShape) =>
 
 /** The server process as one layer: core, runners, then recovery (alone) or the feed and reaper (cluster), then the server. */
 export const serverLayer = (app: AppConfigShape, options: ProcessOptions = {}) => {
-  const base = Layer.provideMerge(core(), Layer.succeed(AppConfig, app))
+  const base = Layer.provideMerge(core(options.user), Layer.succeed(AppConfig, app))
   return Option.match(clusterUrl(app), {
     onNone: () => {
       const withRunners = Layer.provideMerge(runners(app), Layer.provideMerge(Leases.layerNone, base))
-      return Layer.provide(Server(app), Layer.provideMerge(Layer.mergeAll(Layer.effectDiscard(recover), Evictor, Shutdown), withRunners))
+      return Layer.provide(Server(app, options), Layer.provideMerge(Layer.mergeAll(Layer.effectDiscard(recover), Evictor, Shutdown), withRunners))
     },
     onSome: (url) => {
       const withRunners = Layer.provideMerge(runners(app), Layer.provideMerge(coordination(url, app.store.leaseMs), base))
       const cluster = Layer.scopedDiscard(Effect.zipRight(runFeed(options), runReaper))
-      return Layer.provide(Server(app), Layer.provideMerge(Layer.mergeAll(cluster, Evictor, Shutdown), withRunners))
+      return Layer.provide(Server(app, options), Layer.provideMerge(Layer.mergeAll(cluster, Evictor, Shutdown), withRunners))
     }
   })
 }
 
 /** A tool worker as one layer: core, the model runner (it runs the turns its own results start), feed, reaper, the claim loop. */
 export const workerLayer = (app: AppConfigShape, url: Redacted.Redacted, options: ProcessOptions = {}) => {
-  const base = Layer.provideMerge(core(), Layer.succeed(AppConfig, app))
+  const base = Layer.provideMerge(core(options.user), Layer.succeed(AppConfig, app))
   const withRunners = Layer.provideMerge(Layer.merge(LlmRunner.layer, ToolRunner.layerNone), Layer.provideMerge(coordination(url, app.store.leaseMs), base))
   const work = Layer.scopedDiscard(
     Effect.gen(function* () {
@@ -145,15 +170,18 @@ export const workerLayer = (app: AppConfigShape, url: Redacted.Redacted, options
   return Layer.provide(Layer.merge(work, Shutdown), withRunners)
 }
 
+/** What stopped start-up, in one line (a bad variable names it; a bad config file names the file and key). */
+export const startupMessage = (error: unknown): string =>
+  ConfigError.isConfigError(error)
+    ? String(error)
+    : typeof error === "object" && error !== null && "message" in error
+      ? String(error.message)
+      : String(error)
+
 /** Start-up failed (a bad variable, an unreachable store, a bad script): one clear line, exit code 1. */
 const startupFailed = (error: unknown) =>
   Effect.sync(() => {
-    const message = ConfigError.isConfigError(error)
-      ? String(error)
-      : typeof error === "object" && error !== null && "message" in error
-        ? String(error.message)
-        : String(error)
-    process.stderr.write(`Agent Tape could not start: ${message}\n`)
+    process.stderr.write(`Agent Tape could not start: ${startupMessage(error)}\n`)
     process.exit(1)
   })
 

@@ -1,6 +1,8 @@
 // One configuration (issue 11): every variable read once with Effect Config; a bad value is a ConfigError naming it.
 import { describe, expect, test } from "bun:test"
-import { ConfigProvider, Effect, Either, LogLevel, Option, Redacted } from "effect"
+import { ConfigProvider, Effect, Either, Layer, LogLevel, Option, Redacted } from "effect"
+import { UserConfig } from "../src/config/file.ts"
+import { McpClients } from "../src/mcp/McpClients.ts"
 import { appConfig, layer as appConfigLayer } from "../src/config/AppConfig.ts"
 import { serverConfigOf } from "../src/server/Config.ts"
 import { parsePolicies, ToolCatalogue } from "../src/tools/catalogue.ts"
@@ -77,6 +79,7 @@ describe("AppConfig", () => {
     const specs = await Effect.runPromise(
       Effect.map(ToolCatalogue, (tools) => tools.specs()).pipe(
         Effect.provide(ToolCatalogue.layer),
+        Effect.provide(Layer.merge(UserConfig.empty, McpClients.Test)),
         Effect.provide(appConfigLayer),
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["TAPE_TOOL_POLICY", "eval=auto"]])))
       )

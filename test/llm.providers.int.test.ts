@@ -58,7 +58,9 @@ describe("Anthropic (ANTHROPIC_BASE_URL): the documented stream reaches the tape
         expect(request?.body).toMatchObject({ model: "claude-sonnet-4-5", stream: true, max_tokens: 4096 })
         // Every tool is offered with its real schema in the output format.
         const prompt = JSON.stringify(request?.body)
-        for (const name of ["eval", "read_file", "list_files", "http_get"]) expect(prompt).toContain(`tool: \\"${name}\\"`)
+        for (const name of ["eval", "read_file", "list_files"]) expect(prompt).toContain(`tool: \\"${name}\\"`)
+        // No host is allowed here, so http_get cannot work and is not offered.
+        expect(prompt).not.toContain("http_get")
         expect(prompt).toContain("code: string")
       }
     )

@@ -13,7 +13,7 @@ const registry = makeRegistry(clientSpec(localChoices("offline").models[0]!, "ht
 
 /** The system prompt BAML renders for `tools`. */
 const promptFor = async (tools: ReadonlyArray<ToolOffer>): Promise<string> => {
-  const request = await b.request.Chat([{ role: "user", text: "hi", toolCalls: [] }], tools.map(({ name, description }) => ({ name, description })), {
+  const request = await b.request.Chat("", [{ role: "user", text: "hi", toolCalls: [] }], tools.map(({ name, description }) => ({ name, description })), {
     tb: toolTypes(tools),
     clientRegistry: registry
   })

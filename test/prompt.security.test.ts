@@ -70,7 +70,7 @@ const renderedMessages = (body: unknown): Array<ProviderMessage> => {
 
 const render = async (memory: LlmMemory, tools: ReadonlyArray<LlmTool>): Promise<Array<ProviderMessage>> => {
   const p = promptOf(memory, tools)
-  return renderedMessages((await b.request.Chat(p.messages, p.specs, { clientRegistry: registry, tb: p.tb })).body.json())
+  return renderedMessages((await b.request.Chat(p.instructions, p.messages, p.specs, { clientRegistry: registry, tb: p.tb })).body.json())
 }
 
 /**
@@ -175,6 +175,7 @@ describe("the rendered prompt (BAML's renderer, every slot)", () => {
     const messages = renderedMessages(
       (
         await b.request.Chat(
+          "",
           [{ role: "user", text: "hi", toolCalls: [] }, { role: "assistant", text: "ok", toolCalls: [{ callId: "c1", tool: "read_file", argsJson: "{}", result: payloads["role switch to system"] ?? "" }] }],
           [],
           { clientRegistry: registry }

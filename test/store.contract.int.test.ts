@@ -85,7 +85,8 @@ const everyType = (session: string): Array<Envelope> => {
     { event: { type: "ToolCallReopened", callId: "c7", reason: "approved before the import" }, by: "system" },
     { event: { type: "LoopStopped", reason: "turn_limit", turns: 25 }, by: "system" },
     { event: { type: "LoopStopped", reason: "invalid_calls" }, by: "system" },
-    { event: { type: "SessionRenamed", title: "renamed" }, by: "user:c1" }
+    { event: { type: "SessionRenamed", title: "renamed" }, by: "user:c1" },
+    { event: { type: "ModelChosen", model: "fast" }, by: "user:c1" }
   ]
   return events.map(({ by, event }, i) => envelope(session, i + 1, event, by))
 }

@@ -1,12 +1,12 @@
 // The catalogue: check (what the session writer trusts), specs for the prompt, policies and config, run.
 import { describe, expect, test } from "bun:test"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ConfigProvider, Effect, Either } from "effect"
 import { makeCatalogue, toolNames } from "../src/tools/catalogue.ts"
 
-const catalogue = makeCatalogue({ workspace: "./workspace", httpAllow: [] })
+const catalogue = makeCatalogue({ workspace: "./workspace", httpAllow: ["example.com"] })
 
 describe("check", () => {
   test("valid args come back canonical, with the default policy", () => {
@@ -51,19 +51,46 @@ describe("check", () => {
     const custom = makeCatalogue({ workspace: ".", httpAllow: [], policies: { eval: "auto", read_file: "ask" } })
     expect(custom.check("eval", { code: "1" })).toMatchObject({ ok: true, policy: "auto" })
     expect(custom.check("read_file", { path: "x" })).toMatchObject({ ok: true, policy: "ask" })
-    expect(custom.check("http_get", { url: "x" })).toMatchObject({ ok: true, policy: "ask" })
+    const allowed = makeCatalogue({ workspace: ".", httpAllow: ["example.com"] })
+    expect(allowed.check("http_get", { url: "x" })).toMatchObject({ ok: true, policy: "ask" })
+  })
+
+  test("a tool that cannot work with the settings is not offered, and a call to it says why", () => {
+    const noHosts = makeCatalogue({ workspace: ".", httpAllow: [] })
+    expect(noHosts.specs().map((s) => s.name)).not.toContain("http_get")
+    expect(noHosts.check("http_get", { url: "http://example.com/" })).toEqual({
+      ok: false,
+      error: "http_get cannot be used now: no host is allowed: set TAPE_HTTP_ALLOW (or builtins.http_get.allow in the config)"
+    })
+    expect(noHosts.list().tools.find((t) => t.name === "http_get")).toMatchObject({ offered: false, source: "builtin" })
+  })
+
+  test("the workspace folder is made on first start, so the file tools work out of the box", () => {
+    const root = mkdtempSync(join(tmpdir(), "tape-workspace-"))
+    try {
+      const fresh = makeCatalogue({ workspace: join(root, "workspace"), httpAllow: [] })
+      expect(existsSync(join(root, "workspace"))).toBe(true)
+      expect(fresh.specs().map((s) => s.name)).toEqual(["eval", "read_file", "list_files"])
+    } finally {
+      rmSync(root, { recursive: true, force: true })
+    }
   })
 })
 
 describe("specs", () => {
-  test("every tool with a description and an args doc for the prompt", () => {
-    const specs = catalogue.specs()
+  test("every tool that can work, with a description and its args' JSON Schema for the model", () => {
+    const specs = makeCatalogue({ workspace: ".", httpAllow: ["example.com"] }).specs()
     expect(specs.map((spec) => spec.name)).toEqual([...toolNames])
-    expect(specs.find((spec) => spec.name === "read_file")?.argsDoc).toBe("{ path: string — file path relative to the workspace folder }")
-    expect(specs.find((spec) => spec.name === "list_files")?.argsDoc).toStartWith("{ path?: string — ")
+    expect(specs.find((spec) => spec.name === "read_file")?.parameters).toMatchObject({
+      type: "object",
+      required: ["path"],
+      properties: { path: { type: "string", description: "file path relative to the workspace folder" } }
+    })
     for (const spec of specs) expect(spec.description.length).toBeGreaterThan(10)
   })
 })
+
+const ctx = { session: "s", callId: "call-1" }
 
 describe("run", () => {
   test("runs a tool by name; unknown tools and bad args fail as ToolError", async () => {
@@ -71,11 +98,11 @@ describe("run", () => {
     try {
       writeFileSync(join(dir, "note.txt"), "noted")
       const local = makeCatalogue({ workspace: dir, httpAllow: [] })
-      expect(await Effect.runPromise(local.run("read_file", { path: "note.txt" }))).toEqual({ output: "noted", truncated: false })
-      expect(await Effect.runPromise(local.run("eval", { code: "2 ** 10" }))).toEqual({ output: "=> 1024", truncated: false })
-      const unknown = await Effect.runPromise(Effect.either(local.run("nope", {})))
+      expect(await Effect.runPromise(local.run("read_file", { path: "note.txt" }, ctx))).toEqual({ output: "noted", truncated: false })
+      expect(await Effect.runPromise(local.run("eval", { code: "2 ** 10" }, ctx))).toEqual({ output: "=> 1024", truncated: false })
+      const unknown = await Effect.runPromise(Effect.either(local.run("nope", {}, ctx)))
       expect(Either.isLeft(unknown) && unknown.left.message).toContain("known tools: eval")
-      const bad = await Effect.runPromise(Effect.either(local.run("read_file", { path: 1 })))
+      const bad = await Effect.runPromise(Effect.either(local.run("read_file", { path: 1 }, ctx)))
       expect(Either.isLeft(bad) && bad.left.message).toContain("invalid args for read_file")
     } finally {
       rmSync(dir, { recursive: true, force: true })

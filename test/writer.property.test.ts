@@ -31,6 +31,7 @@ type Action =
   | { readonly k: "restart"; readonly approved: "keep" | "cancel" | "reopen" }
   | { readonly k: "retry"; readonly stale: boolean }
   | { readonly k: "rename" }
+  | { readonly k: "choose_model" }
   | { readonly k: "together"; readonly actions: ReadonlyArray<Action> }
   /** Whatever moves the session on from where it is (so that runs get deep): the runner's or the user's next step. */
   | { readonly k: "advance"; readonly choice: number }
@@ -63,6 +64,7 @@ const single: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom("keep" as const, "cancel" as const, "reopen" as const).map((approved): Action => ({ k: "restart", approved })) },
   { weight: 1, arbitrary: stale.map((s): Action => ({ k: "retry", stale: s })) },
   { weight: 1, arbitrary: fc.constant<Action>({ k: "rename" }) },
+  { weight: 1, arbitrary: fc.constant<Action>({ k: "choose_model" }) },
   { weight: 8, arbitrary: fc.nat({ max: 11 }).map((choice): Action => ({ k: "advance", choice })) }
 )
 /** A whole reply in one tick: one tool call (an auto-approved read, or an unknown tool) and the end of the turn. */
@@ -165,6 +167,8 @@ const resolve = (a: Exclude<Action, { k: "together" }>, s: SessionState, text: s
     }
     case "rename":
       return { input: { type: "rename", title: `title ${text}` }, by: user }
+    case "choose_model":
+      return { input: { type: "choose_model", model: text.length % 2 === 0 ? "scripted" : "other" }, by: user }
     default: {
       const _exhaustive: never = a
       return _exhaustive
@@ -368,7 +372,8 @@ describe("SessionWriter under random interleavings", () => {
         "ToolCallReopened",
         "LoopStopped:turn_limit",
         "LoopStopped:invalid_calls",
-        "SessionRenamed"
+        "SessionRenamed",
+        "ModelChosen"
       ].sort()
     )
   }, 30_000)

@@ -40,6 +40,12 @@ export interface AppConfigShape {
   readonly loop: {
     readonly maxTurnsPerMessage: number
   }
+  readonly files: {
+    /** TAPE_CONFIG: the config file (else `./agent-tape.config.ts` when it exists). */
+    readonly config: Option.Option<string>
+    /** TAPE_MCP_CONFIG: a plain MCP client file whose servers join the catalogue. */
+    readonly mcp: Option.Option<string>
+  }
   readonly logLevel: LogLevel.LogLevel
 }
 
@@ -119,6 +125,7 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
   loop: Config.all({
     maxTurnsPerMessage: integer("TAPE_MAX_TURNS_PER_MESSAGE", 25, 1, 10_000)
   }),
+  files: Config.all({ config: text("TAPE_CONFIG"), mcp: text("TAPE_MCP_CONFIG") }),
   logLevel: withText("TAPE_LOG_LEVEL", LogLevel.Info, (s) => {
     const level = logLevels[s.toLowerCase()]
     return level !== undefined ? Either.right(level) : Either.left(`expected one of ${Object.keys(logLevels).join(", ")}, got ${JSON.stringify(s)}`)

@@ -33,7 +33,10 @@ export const RetryTurn = Schema.Struct({ type: Schema.Literal("retry_turn"), tur
 /** Give the session a new title. */
 export const Rename = Schema.Struct({ type: Schema.Literal("rename"), title: Schema.String.pipe(Schema.maxLength(MAX_TITLE_CHARS)) })
 
-export const Command = Schema.Union(SendMessage, Approve, Reject, Interrupt, CancelQueued, RetryTurn, Rename)
+/** Pick the model the session's next turns use, by the name of one of the server's choices. */
+export const ChooseModel = Schema.Struct({ type: Schema.Literal("choose_model"), model: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128)) })
+
+export const Command = Schema.Union(SendMessage, Approve, Reject, Interrupt, CancelQueued, RetryTurn, Rename, ChooseModel)
 export type Command = typeof Command.Type
 
 /** What runners and the system report to the writer. Internal: never accepted from a client. */

@@ -110,6 +110,8 @@ export const LoopStopped = event("LoopStopped", {
 })
 /** A user renamed the session. */
 export const SessionRenamed = event("SessionRenamed", { title: Schema.String })
+/** A user picked the model this session's next turns use (one of the server's choices, by name). */
+export const ModelChosen = event("ModelChosen", { model: Schema.String })
 
 export const eventSchemas = [
   SessionCreated,
@@ -133,7 +135,8 @@ export const eventSchemas = [
   InterruptRequested,
   ToolCallReopened,
   LoopStopped,
-  SessionRenamed
+  SessionRenamed,
+  ModelChosen
 ] as const
 
 /** Any event payload (without the envelope header). */

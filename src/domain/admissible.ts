@@ -37,6 +37,7 @@ const actorOk = (e: Envelope): boolean => {
     case "InterruptRequested":
     case "ToolCallRejected":
     case "SessionRenamed":
+    case "ModelChosen":
       return k === "user"
     case "QueuedMessagesFlushed":
     case "TurnStarted":
@@ -170,6 +171,8 @@ export const inadmissible = (s: SessionState, e: Envelope, previous: Envelope | 
       return streaming === null ? null : "the loop stops between turns, not during one"
     case "SessionRenamed":
       return e.title.trim() === "" || tooLong(e.title, TAPE_CAPS.titleChars) ? "the title is empty or too long" : null
+    case "ModelChosen":
+      return e.model === "" || e.model.length > 128 ? "the model name is empty or too long" : null
     default: {
       const _exhaustive: never = e
       return _exhaustive

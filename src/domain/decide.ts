@@ -31,7 +31,12 @@ export interface DecideContext {
   readonly checkTool: (tool: string, args: unknown) => ToolCheck
   /** Loop bounds; `defaultLoopLimits` where absent. */
   readonly limits?: Partial<LoopLimits>
+  /** The names of the models a session may choose; absent: any name is accepted. */
+  readonly models?: ReadonlyArray<string>
 }
+
+/** The model a new turn of this session uses: its chosen one, else the server's default. */
+const modelOf = (s: SessionState, ctx: DecideContext): string => s.counters.model ?? ctx.model
 
 /** Characters of an invalid call's args kept on the tape; a longer value is kept as its cut JSON text. */
 export const MAX_INVALID_ARGS_CHARS = 4_096
@@ -86,7 +91,7 @@ const startTurn = (s: SessionState, b: Batch, ctx: DecideContext): void => {
   if (s.messages.queue.length > 0) {
     b.push({ type: "QueuedMessagesFlushed", messageIds: s.messages.queue.map((q) => q.messageId), by: "system" })
   }
-  b.push({ type: "TurnStarted", turnId: turnIdAt(b.nextSeq), model: ctx.model, by: "system" })
+  b.push({ type: "TurnStarted", turnId: turnIdAt(b.nextSeq), model: modelOf(s, ctx), by: "system" })
 }
 
 const limitsOf = (ctx: DecideContext): LoopLimits => ({ ...defaultLoopLimits, ...ctx.limits })
@@ -186,7 +191,7 @@ export const decide = (s: SessionState, input: Input, by: Actor, ctx: DecideCont
         b.push({ type: "QueuedMessagesFlushed", messageIds: s.messages.queue.map((q) => q.messageId), by: "system" })
       }
       b.push({ type: "UserMessageAdded", messageId: messageIdAt(b.nextSeq), text: input.text, by })
-      b.push({ type: "TurnStarted", turnId: turnIdAt(b.nextSeq), model: ctx.model, by: "system" })
+      b.push({ type: "TurnStarted", turnId: turnIdAt(b.nextSeq), model: modelOf(s, ctx), by: "system" })
       return ok(b)
     }
 
@@ -226,7 +231,7 @@ export const decide = (s: SessionState, input: Input, by: Actor, ctx: DecideCont
       }
       const lastItem = s.messages.items[s.messages.items.length - 1]
       if (lastItem?.kind === "user") return reject("not_last_turn", "a user message came after that reply; send a new message instead")
-      return ok(b.push({ type: "TurnStarted", turnId: turnIdAt(b.nextSeq), model: ctx.model, retryOf: input.turnId, by: "system" }))
+      return ok(b.push({ type: "TurnStarted", turnId: turnIdAt(b.nextSeq), model: modelOf(s, ctx), retryOf: input.turnId, by: "system" }))
     }
 
     case "rename": {
@@ -234,6 +239,12 @@ export const decide = (s: SessionState, input: Input, by: Actor, ctx: DecideCont
       if (title === "") return reject("empty_title", "a title needs some text")
       return ok(b.push({ type: "SessionRenamed", title, by }))
     }
+
+    case "choose_model":
+      if (ctx.models !== undefined && !ctx.models.includes(input.model)) {
+        return reject("unknown_model", `no model ${JSON.stringify(input.model)}; the models are: ${ctx.models.join(", ")}`)
+      }
+      return ok(b.push({ type: "ModelChosen", model: input.model, by }))
 
     case "cancel_queued":
       if (!s.messages.queue.some((q) => q.messageId === input.messageId)) {

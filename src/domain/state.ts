@@ -20,6 +20,8 @@ export interface Counters {
   outputTokens: number
   forkedFrom: { readonly session: string; readonly seq: number } | null
   importedFrom: { readonly session: string; readonly seq: number } | null
+  /** The model a user chose for this session's next turns (ModelChosen), if any. */
+  model: string | null
   /** Model turns that were not retries: the scripted model's entry of the next new turn. */
   newTurns: number
   /** The script entry of each turn (a retry plays its original's entry again). */
@@ -55,6 +57,7 @@ export const initialState = (session: string): SessionState => ({
     outputTokens: 0,
     forkedFrom: null,
     importedFrom: null,
+    model: null,
     newTurns: 0,
     entries: new Map()
   }
@@ -73,6 +76,9 @@ const evolveCounters = (c: Counters, e: Envelope): void => {
       return
     case "SessionRenamed":
       c.title = e.title
+      return
+    case "ModelChosen":
+      c.model = e.model
       return
     case "UserMessageAdded":
       c.messages++

@@ -397,6 +397,8 @@ export interface LlmClientOptions {
   readonly offlineBaseUrl: string
   readonly limits: LlmLimits
   readonly http: HttpClient.HttpClient
+  /** The operator's system prompt (the config file's `instructions`); the default one when absent. */
+  readonly instructions?: string
 }
 
 /** Builds the service for `choices`: every call is a fresh request, aborted when its stream is interrupted. */
@@ -451,7 +453,7 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
     Stream.unwrap(
       Effect.gen(function* () {
         const built = yield* Effect.tryPromise({
-          try: () => b.streamRequest.Chat(call.messages, call.specs, { clientRegistry: choice.registry, tb: call.tb }),
+          try: () => b.streamRequest.Chat(call.instructions, call.messages, call.specs, { clientRegistry: choice.registry, tb: call.tb }),
           catch: toLlmError
         })
         const headers = choice.local ? { [TURN_HEADER]: input.turnId, [MODEL_TURN_HEADER]: String(input.modelTurn) } : {}
@@ -506,7 +508,7 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
         const controller = yield* Effect.acquireRelease(Effect.sync(() => new AbortController()), (c, exit) =>
           Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => c.abort())
         )
-        const stream = b.stream.Chat(call.messages, call.specs, { clientRegistry: choice.registry, tb: call.tb, signal: controller.signal })
+        const stream = b.stream.Chat(call.instructions, call.messages, call.specs, { clientRegistry: choice.registry, tb: call.tb, signal: controller.signal })
         const reply = makeReplyAssembler({ maxReplyBytes: limits.maxReplyBytes, parsePartial: () => undefined })
         reply.attempt()
         const partials = Stream.fromAsyncIterable(stream, toLlmError).pipe(
@@ -531,7 +533,7 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
       )
     }
     const reply = Stream.suspend(() => {
-      const call = promptOf(input.memory, input.tools)
+      const call = promptOf(input.memory, input.tools, options.instructions ?? "")
       return choice.dialect === undefined ? viaBaml(choice, input, call) : viaHttp(choice, choice.dialect, input, call)
     })
     return reply.pipe(
@@ -548,6 +550,8 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
 /** What one call hands BAML. */
 /** The BAML `Chat` function's inputs for one call: the messages, the tool list and the tools' call classes. */
 export interface Call {
+  /** The operator's system prompt text ("" for the default one). */
+  readonly instructions: string
   readonly messages: Array<baml.ChatMessage>
   readonly specs: Array<baml.ToolSpec>
   readonly tb: ReturnType<typeof toolTypes>
@@ -555,9 +559,10 @@ export interface Call {
 }
 
 /** The one way memory and tools become a prompt's inputs (every untrusted text neutralised on the way). */
-export const promptOf = (memory: LlmMemory, offered: ReadonlyArray<LlmTool>): Call => {
+export const promptOf = (memory: LlmMemory, offered: ReadonlyArray<LlmTool>, instructions = ""): Call => {
   const tools = toolsForModel(offered)
   return {
+    instructions,
     messages: toChatMessages(memory),
     specs: tools.map((t) => ({ name: t.name, description: t.description })),
     tb: toolTypes(tools),
@@ -584,6 +589,8 @@ export interface LlmClientConfig {
   readonly limits?: LlmLimits
   /** Pacing of the offline model. */
   readonly offline?: Omit<OfflineOptions, "script">
+  /** The operator's system prompt (the config file's `instructions`). */
+  readonly instructions?: string
 }
 
 /** The model service (`"tape/LlmClient"`). Every layer also starts the in-process endpoint (`OfflineEndpoint`). */
@@ -597,7 +604,12 @@ export class LlmClient extends Context.Tag("tape/LlmClient")<LlmClient, LlmClien
         yield* quietBaml
         const local: OfflineEndpointService = yield* OfflineEndpoint
         const http = yield* HttpClient.HttpClient
-        return makeLlmClient(config.choices, { offlineBaseUrl: local.baseUrl, limits: config.limits ?? DEFAULT_LIMITS, http })
+        return makeLlmClient(config.choices, {
+          offlineBaseUrl: local.baseUrl,
+          limits: config.limits ?? DEFAULT_LIMITS,
+          http,
+          ...(config.instructions === undefined ? {} : { instructions: config.instructions })
+        })
       })
     ).pipe(Layer.provide(FetchHttpClient.layer))
     return Layer.provideMerge(client, endpoint)
@@ -607,14 +619,28 @@ export class LlmClient extends Context.Tag("tape/LlmClient")<LlmClient, LlmClien
    * From the environment, read with Config: the model choices (see `envModelsConfig`), LLM_SCRIPT, and the limits
    * (`llmLimitsConfig`). A bad value is a ConfigError naming the variable; an unreadable script a ScriptError.
    */
-  static readonly layer: Layer.Layer<LlmClient | OfflineEndpoint, ConfigError.ConfigError | ScriptError> = Layer.unwrapEffect(
-    Effect.gen(function* () {
-      const { choices, script } = yield* envModelsConfig
-      const limits = yield* llmLimitsConfig
-      const played = Option.isSome(script) ? yield* loadScript(script.value) : undefined
-      return LlmClient.layerWith({ choices, limits, ...(played === undefined ? {} : { script: played }) })
-    })
-  )
+  static readonly layer: Layer.Layer<LlmClient | OfflineEndpoint, ConfigError.ConfigError | ScriptError> = LlmClient.layerFrom()
+
+  /**
+   * Like `layer`, with the config file's model choices (when it has any, they are the choices; LLM_SCRIPT still wins,
+   * so tests and demos never reach a real provider by accident) and its instructions.
+   */
+  static layerFrom(options: { readonly models?: ModelChoices; readonly instructions?: string } = {}): Layer.Layer<LlmClient | OfflineEndpoint, ConfigError.ConfigError | ScriptError> {
+    return Layer.unwrapEffect(
+      Effect.gen(function* () {
+        const env = yield* envModelsConfig
+        const limits = yield* llmLimitsConfig
+        const played = Option.isSome(env.script) ? yield* loadScript(env.script.value) : undefined
+        const choices = played === undefined && options.models !== undefined ? options.models : env.choices
+        return LlmClient.layerWith({
+          choices,
+          limits,
+          ...(played === undefined ? {} : { script: played }),
+          ...(options.instructions === undefined ? {} : { instructions: options.instructions })
+        })
+      })
+    )
+  }
 
   /** A scripted model (a script or the path of a script file) as the only choice. */
   static layerScripted(script: Script | string, limits?: LlmLimits): Layer.Layer<LlmClient | OfflineEndpoint, ScriptError> {

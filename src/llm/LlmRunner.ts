@@ -31,7 +31,9 @@ export const make = Effect.gen(function* () {
   const stream = (work: Extract<Work, { kind: "turn" }>) => {
     const { session, turnId } = work
     const tools = catalogue.specs().map(({ name, description, parameters }) => ({ name, description, parameters }))
-    return llm.stream({ memory: work.prompt, tools, turnId, modelTurn: work.entry, model: work.model }).pipe(
+    // A tape may name a model this server has no choice for (another server's config, an import): the default then.
+    const known = llm.models.some((m) => m.name === work.model)
+    return llm.stream({ memory: work.prompt, tools, turnId, modelTurn: work.entry, ...(known ? { model: work.model } : {}) }).pipe(
       Stream.runForEach((chunk) => {
         switch (chunk.type) {
           case "delta":

@@ -81,10 +81,12 @@ export const tokenMatches = (expected: string | null, presented: string | null):
   return diff === 0
 }
 
-/** What model new turns use, for `/api/info` and the offline banner. */
+/** What model new turns use, and the choices a session may pick, for `/api/info`, the banner and the model picker. */
 export interface ModelInfo {
+  /** The default choice's name. */
   readonly model: string
   readonly provider: string
   readonly offline: boolean
+  readonly models?: ReadonlyArray<{ readonly name: string; readonly provider: string; readonly model: string; readonly default: boolean; readonly contextTokens: number }>
 }
 export class ModelInfoTag extends Context.Tag("tape/ModelInfo")<ModelInfoTag, ModelInfo>() {}

@@ -12,6 +12,7 @@ import { decodeJsonText, describeParseError } from "../domain/safeJson.ts"
 import { formatTape, MAX_TITLE_CHARS, tapeReader } from "../domain/tapeFile.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { EventStore, type SessionCursor } from "../store/EventStore.ts"
+import { ToolCatalogue } from "../tools/catalogue.ts"
 import { ModelInfoTag } from "./Config.ts"
 import type { CreationLimit } from "./limits.ts"
 
@@ -183,6 +184,7 @@ export const makeApi = (creations: CreationLimit) =>
     return HttpRouter.empty.pipe(
       on("GET", "/healthz", Effect.succeed(HttpServerResponse.unsafeJson({ ok: true }))),
       on("GET", "/api/info", Effect.map(ModelInfoTag, (info) => HttpServerResponse.unsafeJson(info))),
+      on("GET", "/api/tools", Effect.map(ToolCatalogue, (catalogue) => HttpServerResponse.unsafeJson(catalogue.list()))),
       on(
         "GET",
         "/api/sessions",

@@ -15,8 +15,21 @@ export interface ToolOutput {
   readonly truncated: boolean
 }
 
-/** A tool failed; `message` is shown to the model so it can correct itself. */
-export class ToolError extends Data.TaggedError("ToolError")<{ readonly message: string; readonly cause?: unknown }> {}
+/**
+ * A tool failed; `message` is shown to the model so it can correct itself. `mayHaveRun`: the call was under way
+ * when it broke off (a server that vanished mid-call), so it may have had effects: the tape records it as cancelled
+ * with outcome unknown, not as a plain failure.
+ */
+export class ToolError extends Data.TaggedError("ToolError")<{ readonly message: string; readonly mayHaveRun?: boolean; readonly cause?: unknown }> {}
+
+/** Which call a run is (interruption, not a signal, is how a run is stopped). */
+export interface CallContext {
+  readonly session: string
+  readonly callId: string
+}
+
+/** Where a tool comes from: built in, the config file's `tools`, or an MCP server. */
+export type ToolSource = "builtin" | "config" | `mcp:${string}`
 
 /** A tool whose args decode from `I` (the JSON the tape stores) to `A` (what `run` gets). */
 export interface Tool<A, I extends JsonObject = JsonObject> {
@@ -31,25 +44,26 @@ export interface Tool<A, I extends JsonObject = JsonObject> {
   readonly run: (args: A) => Effect.Effect<ToolOutput, ToolError>
 }
 
-/** A tool with its arg types erased, as the catalogue holds it; validation happens inside. */
+/** A tool with its arg types erased, as the catalogue holds it, whatever its source. */
 export interface AnyTool {
   readonly name: string
   /** One line for the model's system prompt and the UI card. */
   readonly description: string
-  /** The args in a few words for the model (field, type, meaning). */
-  readonly argsDoc: string
   /** The args' JSON Schema, as the model is offered the tool. */
   readonly parameters: { readonly [key: string]: unknown }
-  /** Default approval policy. */
-  readonly policy: ApprovalPolicy
-  /** Decodes then re-encodes: the canonical args the tape stores, or Schema's formatted error. Pure. */
+  readonly source: ToolSource
+  /** The policy for these (valid, canonical) args; `ask` when it cannot say. Pure, synchronous, never throws. */
+  readonly policy: (args: JsonObject) => ApprovalPolicy
+  /** How the policy reads in a listing: fixed, or chosen per call by the tool's own function. */
+  readonly policyShown: ApprovalPolicy | "depends"
+  /** The canonical args the tape stores, or a bounded error (never the value). Pure, synchronous, never throws. */
   readonly validate: (args: unknown) => Either.Either<JsonObject, string>
-  /** Validates, then runs; bad args fail with a ToolError. */
-  readonly run: (args: unknown) => Effect.Effect<ToolOutput, ToolError>
+  /** Runs a call with valid args; interruption stops the work. */
+  readonly run: (args: JsonObject, context: CallContext) => Effect.Effect<ToolOutput, ToolError>
 }
 
-/** Erases a tool's arg types so tools of different args can sit in one catalogue. */
-export const eraseTool = <A, I extends JsonObject>(tool: Tool<A, I>): AnyTool => {
+/** Erases a built-in tool's arg types so tools of different args can sit in one catalogue. */
+export const eraseTool = <A, I extends JsonObject>(tool: Tool<A, I>, policy: ApprovalPolicy = tool.policy): AnyTool => {
   const decode = Schema.decodeUnknownEither(tool.args, { onExcessProperty: "error" })
   const encode = Schema.encodeEither(tool.args)
   // Bounded and without the value: args come from the model or a user and may be huge or deeply nested.
@@ -57,9 +71,10 @@ export const eraseTool = <A, I extends JsonObject>(tool: Tool<A, I>): AnyTool =>
   return {
     name: tool.name,
     description: tool.description,
-    argsDoc: argsDocOf(tool.args),
     parameters: { ...JSONSchema.make(tool.args) },
-    policy: tool.policy,
+    source: "builtin",
+    policy: () => policy,
+    policyShown: policy,
     validate: (args) =>
       decode(args).pipe(
         Either.flatMap(encode),
@@ -71,17 +86,4 @@ export const eraseTool = <A, I extends JsonObject>(tool: Tool<A, I>): AnyTool =>
         onRight: tool.run
       })
   }
-}
-
-/** `{ path: string — a path relative to the workspace; limit?: number }` from the schema's JSON Schema. */
-const argsDocOf = <A, I>(schema: Schema.Schema<A, I>): string => {
-  const json = JSONSchema.make(schema)
-  if (!("properties" in json) || json.properties === undefined) return JSON.stringify(json)
-  const required = new Set("required" in json && Array.isArray(json.required) ? json.required : [])
-  const fields = Object.entries(json.properties).map(([key, property]) => {
-    const type = "type" in property && typeof property.type === "string" ? property.type : "value"
-    const note = "description" in property && typeof property.description === "string" ? ` — ${property.description}` : ""
-    return `${key}${required.has(key) ? "" : "?"}: ${type}${note}`
-  })
-  return `{ ${fields.join("; ")} }`
 }

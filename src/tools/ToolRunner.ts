@@ -46,12 +46,15 @@ export const executeCall = <E = never, R = never>(call: CallWork, started: Effec
       Effect.retry({ schedule: startRetry, while: (e) => e._tag === "StoreError" })
     )
     yield* started
-    const result = yield* Effect.either(catalogue.run(call.tool, call.args))
+    const result = yield* Effect.either(catalogue.run(call.tool, call.args, { session, callId }))
     yield* writer.submit(
       session,
       result._tag === "Right"
         ? { type: "tool_succeeded", callId, output: result.right.output, ...(result.right.truncated ? { truncated: true } : {}) }
-        : { type: "tool_failed", callId, error: result.left.message },
+        : result.left.mayHaveRun
+          // It broke off under way (its server vanished mid-call): it may have had effects, so it is never run again.
+          ? { type: "tool_cancelled", callId, reason: result.left.message, outcome: "unknown" }
+          : { type: "tool_failed", callId, error: result.left.message },
       "tool"
     )
   }).pipe(Effect.scoped)

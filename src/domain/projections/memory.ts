@@ -151,6 +151,7 @@ export const evolveMemory = (state: MemoryState, e: Envelope, call: CallState | 
     case "TurnCompleted":
     case "InterruptRequested":
     case "SessionRenamed":
+    case "ModelChosen":
       return
     default: {
       const _exhaustive: never = e

@@ -157,6 +157,7 @@ export const evolveCommands = (state: CommandsState, e: Envelope): void => {
     case "InterruptRequested":
     case "LoopStopped":
     case "SessionRenamed":
+    case "ModelChosen":
       return
     default: {
       const _exhaustive: never = e

@@ -63,6 +63,7 @@ export const evolveInterrupts = (state: InterruptsState, e: Envelope): void => {
     case "QueuedMessageCancelled":
     case "ToolCallReopened":
     case "SessionRenamed":
+    case "ModelChosen":
     case "AssistantDelta":
     case "ToolCallRequested":
     case "ToolCallInvalid":

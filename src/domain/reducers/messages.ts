@@ -156,6 +156,7 @@ export const evolveMessages = (state: MessagesState, e: Envelope): void => {
     case "InterruptRequested":
     case "ToolCallReopened":
     case "SessionRenamed":
+    case "ModelChosen":
       return
     default: {
       const _exhaustive: never = e

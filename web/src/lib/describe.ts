@@ -64,6 +64,8 @@ export const describeEvent = (e: Envelope): string => {
       return e.reason === "turn_limit" ? `turn limit (${e.turns ?? "?"} turns)` : "repeated invalid tool calls"
     case "SessionRenamed":
       return `“${clip(e.title, 60)}”`
+    case "ModelChosen":
+      return `model: ${modelLabel(e.model)}`
     default: {
       const _exhaustive: never = e
       return _exhaustive
