@@ -12,6 +12,7 @@ import { layer as busLayer } from "../src/session/Bus.ts"
 import { layer as writerLayer, SessionWriter, WriterContext } from "../src/session/SessionWriter.ts"
 import { EventStore } from "../src/store/EventStore.ts"
 import { makeMemory } from "../src/store/memory.ts"
+import { LlmClient } from "../src/llm/LlmClient.ts"
 import { ToolCatalogue } from "../src/tools/catalogue.ts"
 import { serverConfigFor, testContext } from "./support/context.ts"
 import { Client } from "./support/server.ts"
@@ -45,6 +46,7 @@ const withServer = async (
     Layer.provideMerge(Layer.succeed(ServerConfigTag, serverConfigFor({ PORT: "0", ...env }))),
     Layer.provideMerge(Layer.succeed(ModelInfoTag, { model: "scripted", provider: "test", offline: true })),
     Layer.provideMerge(ToolCatalogue.layerWith({ workspace: ".", httpAllow: [] })),
+    Layer.provideMerge(LlmClient.layerOffline()),
     Layer.provideMerge(BunHttpServer.layerContext),
     Layer.provideMerge(logger)
   )

@@ -70,3 +70,24 @@ describe("sessions", () => {
     expect(titleOf(imported)?.forkedFrom).toBeUndefined()
   })
 })
+
+describe("what the model really saw", () => {
+  test("GET /api/sessions/:id/prompt?seq=N answers the request of the turn at N: system prompt, tools, results; never a key", async () => {
+    const server = await start({ OPENAI_API_KEY: "sk-secret-do-not-show", OPENAI_BASE_URL: "http://127.0.0.1:9/v1", LLM_SCRIPT: "" })
+    const c = await Client.connect(server.port)
+    const session = await c.hello(null)
+    await c.command({ type: "send_message", text: "what is 2+2?" })
+    await c.until(() => c.has((e) => e.type === "TurnFailed" || e.type === "TurnCompleted"), "the turn to end (the provider is not there)")
+    const res = await fetch(`http://127.0.0.1:${server.port}/api/sessions/${session}/prompt?seq=3`)
+    expect(res.status).toBe(200)
+    const text = await res.text()
+    expect(text).not.toContain("sk-secret-do-not-show")
+    const prompt = JSON.parse(text) as { turnId: string; provider: string; body: { messages: Array<{ role: string; content: unknown }> } }
+    expect(prompt).toMatchObject({ turnId: "turn-3", provider: "openai" })
+    const [system, user] = prompt.body.messages
+    expect(system?.role).toBe("system")
+    expect(JSON.stringify(system?.content)).toContain("eval")
+    expect(JSON.stringify(user?.content)).toContain("what is 2+2?")
+    expect((await fetch(`http://127.0.0.1:${server.port}/api/sessions/nope/prompt`)).status).toBe(404)
+  })
+})

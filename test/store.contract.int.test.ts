@@ -359,6 +359,20 @@ const storeContract = (name: string, capabilities: Capabilities, fixture: () => 
       expect(result.summary._tag).toBe("None")
     })
 
+    test("listSessions({ forkedFrom }) answers a session's forks (its branches), newest first", async () => {
+      const result = await run(Effect.gen(function*() {
+        const store = yield* EventStore
+        const fork = (id: string, from: string, at: number) =>
+          store.append(id, 0, [envelope(id, 1, { type: "SessionCreated", forkedFrom: { session: from, seq: 3 } })], { ...summaryOf(id, 1, at), forkedFrom: { session: from, seq: 3 } })
+        yield* store.append("o", 0, messages("o", 1, 1), summaryOf("o", 1, 1))
+        yield* fork("f1", "o", 10)
+        yield* fork("f2", "o", 20)
+        yield* fork("g", "f1", 30)
+        return (yield* store.listSessions({ forkedFrom: "o" })).map((x) => x.session)
+      }))
+      expect(result).toEqual(["f2", "f1"])
+    })
+
     test("openSessions answers the sessions in the given phases, following each append's summary", async () => {
       const result = await run(Effect.gen(function*() {
         const store = yield* EventStore

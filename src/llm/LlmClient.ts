@@ -93,6 +93,20 @@ export interface LlmClientService {
   readonly models: ReadonlyArray<ModelInfo>
   /** Streams one reply. Interrupting the stream aborts the HTTP request. */
   readonly stream: (input: LlmInput) => Stream.Stream<LlmChunk, LlmError>
+  /**
+   * The request a call would send for this memory and these tools — the provider's request body, exactly as BAML
+   * renders it (system prompt, tool list and answer format, every message and tool result) — without sending it, and
+   * without its headers (which carry the keys).
+   */
+  readonly render: (input: Pick<LlmInput, "memory" | "tools" | "model">) => Effect.Effect<RenderedRequest, LlmError>
+}
+
+/** A request as it would be sent: the choice it is for, where it goes, and its body. */
+export interface RenderedRequest {
+  readonly model: string
+  readonly provider: ProviderKind
+  readonly url: string
+  readonly body: unknown
 }
 
 /** The bounds of every call. */
@@ -544,7 +558,18 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
     )
   }
 
-  return { kind: fallback.spec.provider, model: fallback.spec.name, models: modelInfos(choices), stream }
+  const render = (input: Pick<LlmInput, "memory" | "tools" | "model">): Effect.Effect<RenderedRequest, LlmError> =>
+    Effect.gen(function* () {
+      const choice = (input.model === undefined ? undefined : byName.get(input.model)) ?? fallback
+      const call = promptOf(input.memory, input.tools, options.instructions ?? "")
+      const request = yield* Effect.tryPromise({
+        try: () => b.request.Chat(call.instructions, call.messages, call.specs, { clientRegistry: choice.registry, tb: call.tb }),
+        catch: toLlmError
+      })
+      const body = yield* Effect.try({ try: (): unknown => request.body.json(), catch: toLlmError })
+      return { model: choice.spec.name, provider: choice.spec.provider, url: request.url, body }
+    })
+  return { kind: fallback.spec.provider, model: fallback.spec.name, models: modelInfos(choices), stream, render }
 }
 
 /** What one call hands BAML. */

@@ -11,6 +11,7 @@ import { Context, Effect, FiberSet } from "effect"
 import { describeThrown, oneLine } from "../domain/safeJson.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { EventStore } from "../store/EventStore.ts"
+import { LlmClient } from "../llm/LlmClient.ts"
 import { ToolCatalogue } from "../tools/catalogue.ts"
 import { hostnameOf, isLoopback, ModelInfoTag, type ServerConfig, ServerConfigTag, tokenMatches } from "./Config.ts"
 import { ClientAddress, MAX_IMPORT_BYTES, makeApi } from "./http.ts"
@@ -74,7 +75,7 @@ export const serve = Effect.gen(function* () {
   const creations = makeCreationLimit(config.sessionsPerMinute)
   const bridge = yield* makeBridge(creations)
   // ClientAddress is given per request (the context of `handle` overrides this placeholder).
-  const runtime = yield* Effect.runtime<HttpRouter.HttpRouter.DefaultServices | EventStore | SessionWriter | ModelInfoTag | ToolCatalogue | ClientAddress>().pipe(
+  const runtime = yield* Effect.runtime<HttpRouter.HttpRouter.DefaultServices | EventStore | SessionWriter | ModelInfoTag | ToolCatalogue | LlmClient | ClientAddress>().pipe(
     Effect.provideService(ClientAddress, "unknown")
   )
   const app = yield* makeApi(creations)

@@ -12,6 +12,9 @@ import { decodeJsonText, describeParseError } from "../domain/safeJson.ts"
 import { formatTape, MAX_TITLE_CHARS, tapeReader } from "../domain/tapeFile.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { EventStore, type SessionCursor } from "../store/EventStore.ts"
+import { memorySnapshot, promptFor } from "../domain/projections/memory.ts"
+import { fold, type SessionState } from "../domain/state.ts"
+import { LlmClient } from "../llm/LlmClient.ts"
 import { ToolCatalogue } from "../tools/catalogue.ts"
 import { ModelInfoTag } from "./Config.ts"
 import type { CreationLimit } from "./limits.ts"
@@ -65,10 +68,20 @@ const Cursor = Schema.transformOrFail(Schema.String.pipe(Schema.maxLength(300)),
   },
   encode: (c) => Either.right(`${c.updatedAt}~${c.session}`)
 })
+const SeqQuery = Schema.Struct({ seq: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.positive())) })
+
+/** The model a turn was started with, as its TurnStarted recorded it. */
+const modelOfTurn = (state: SessionState, turnId: string): string | undefined => {
+  const i = state.messages.turnIndex.get(turnId)
+  const item = i === undefined ? undefined : state.messages.items[i]
+  return item?.kind === "assistant" ? item.model : undefined
+}
+
 const ListQuery = Schema.Struct({
   limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, SESSIONS_PAGE.max))),
   before: Schema.optional(Cursor),
-  q: Schema.optional(Schema.String.pipe(Schema.maxLength(MAX_QUERY_CHARS)))
+  q: Schema.optional(Schema.String.pipe(Schema.maxLength(MAX_QUERY_CHARS))),
+  forkedFrom: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256)))
 })
 const cursorOf = (c: SessionCursor): string => `${c.updatedAt}~${c.session}`
 
@@ -196,7 +209,8 @@ export const makeApi = (creations: CreationLimit) =>
           const found = yield* store.listSessions({
             limit: limit + 1,
             ...(query.before ? { before: query.before } : {}),
-            ...(query.q !== undefined && query.q !== "" ? { text: query.q } : {})
+            ...(query.q !== undefined && query.q !== "" ? { text: query.q } : {}),
+            ...(query.forkedFrom !== undefined ? { forkedFrom: query.forkedFrom } : {})
           })
           const sessions = found.slice(0, limit)
           const last = sessions.at(-1)
@@ -228,6 +242,27 @@ export const makeApi = (creations: CreationLimit) =>
             headers: { "content-disposition": `attachment; filename="tape-${id}.jsonl"` }
           })
         })
+      ),
+      on(
+        "GET",
+        "/api/sessions/:id/prompt",
+        Effect.gen(function* () {
+          const { id } = yield* HttpRouter.schemaPathParams(SessionParam)
+          const { seq } = yield* HttpServerRequest.schemaSearchParams(SeqQuery)
+          const store = yield* EventStore
+          const head = yield* store.head(id)
+          if (head === 0) return problem(404, "unknown_session", `session ${id} does not exist`)
+          const at = Math.min(seq ?? head, head)
+          const state = fold(id, yield* store.read(id, 0, at))
+          // The turn started at or before `at` (its prompt), else the prompt the next turn would get.
+          const turn = state.interrupts.lastTurn?.turnId
+          const memory = turn === undefined ? memorySnapshot(state) : promptFor(state, turn)
+          const llm = yield* LlmClient
+          const catalogue = yield* ToolCatalogue
+          const model = turn === undefined ? (state.counters.model ?? undefined) : modelOfTurn(state, turn)
+          const rendered = yield* llm.render({ memory, tools: catalogue.specs(), ...(model === undefined ? {} : { model }) })
+          return HttpServerResponse.unsafeJson({ session: id, seq: at, turnId: turn ?? null, toolsNow: true, ...rendered })
+        }).pipe(Effect.catchTag("LlmError", (e) => Effect.succeed(problem(503, "render_failed", e.message))))
       ),
       on(
         "DELETE",

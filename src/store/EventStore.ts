@@ -48,6 +48,8 @@ export interface ListSessionsOptions {
   readonly title?: string
   /** Only sessions whose title or one of whose user messages contains this text (same matching as `title`). */
   readonly text?: string
+  /** Only the forks of this session (its branches). */
+  readonly forkedFrom?: string
 }
 
 /** The interface every EventStore layer implements (memory, SQLite, PostgreSQL). */

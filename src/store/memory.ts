@@ -62,6 +62,7 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.sync(() => {
           .filter((s) => before === undefined || s.updatedAt < before.updatedAt || (s.updatedAt === before.updatedAt && s.session > before.session))
           .filter((s) => title === undefined || s.title.toLowerCase().includes(title))
           .filter((s) => text === undefined || s.title.toLowerCase().includes(text) || said(s.session, text))
+          .filter((s) => options.forkedFrom === undefined || s.forkedFrom?.session === options.forkedFrom)
           .sort(byUpdated)
         return limit === undefined ? page : page.slice(0, Math.max(0, Math.floor(limit)))
       }).pipe(Effect.withSpan("EventStore.listSessions")),

@@ -93,6 +93,15 @@ const pgDialect: Dialect = {
         `DROP INDEX sessions_updated_at`,
         `CREATE INDEX sessions_recent ON sessions (updated_at DESC, session ASC)`
       ]
+    },
+    {
+      version: 5,
+      name: "sessions.forked_from, for a session's branches",
+      statements: [
+        `ALTER TABLE sessions ADD COLUMN forked_from TEXT`,
+        `UPDATE sessions SET forked_from = summary::json->'forkedFrom'->>'session'`,
+        `CREATE INDEX sessions_forked_from ON sessions (forked_from)`
+      ]
     }
   ],
   migrationLock: (sql) => Effect.asVoid(sql`SELECT pg_advisory_xact_lock(${migrationLockKey})`),

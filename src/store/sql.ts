@@ -100,10 +100,10 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
           return yield* Effect.fail(new AppendConflict({ session, expected: expectedHead, actual }))
         }
         if (checked.length > 0) yield* dialect.insertEvents(sql, session, rows)
-        yield* sql`INSERT INTO sessions (session, summary, head, updated_at, phase, title)
-          VALUES (${session}, ${summaryJson}, ${summary.head}, ${summary.updatedAt}, ${summary.phase}, ${summary.title})
+        yield* sql`INSERT INTO sessions (session, summary, head, updated_at, phase, title, forked_from)
+          VALUES (${session}, ${summaryJson}, ${summary.head}, ${summary.updatedAt}, ${summary.phase}, ${summary.title}, ${summary.forkedFrom?.session ?? null})
           ON CONFLICT (session) DO UPDATE SET summary = excluded.summary, head = excluded.head, updated_at = excluded.updated_at,
-            phase = excluded.phase, title = excluded.title`
+            phase = excluded.phase, title = excluded.title, forked_from = excluded.forked_from`
         if (dialect.afterAppend && checked.length > 0) yield* dialect.afterAppend(sql, session, checked, expectedHead + checked.length)
       })
       yield* sql.withTransaction(write).pipe(
@@ -148,7 +148,7 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
     })
 
     const listSessions = Effect.fn("EventStore.listSessions")(function*(options: ListSessionsOptions = {}) {
-      const { before, limit, title, text } = options
+      const { before, limit, title, text, forkedFrom } = options
       const after = before === undefined
         ? sql``
         : sql`AND (updated_at < ${before.updatedAt} OR (updated_at = ${before.updatedAt} AND session > ${before.session}))`
@@ -160,7 +160,7 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
             AND e.type IN ('UserMessageAdded', 'UserMessageQueued') AND LOWER(e.payload) LIKE ${containsPattern(text)} ESCAPE '\\'))`
       const page = limit === undefined ? sql`` : sql`LIMIT ${Math.max(0, Math.floor(limit))}`
       const rows = yield* sql<{ readonly session: string; readonly summary: string }>`SELECT session, summary
-        FROM sessions WHERE 1 = 1 ${after} ${search} ${said} ORDER BY updated_at DESC, session ASC ${page}`.pipe(
+        FROM sessions WHERE 1 = 1 ${after} ${search} ${said} ${forkedFrom === undefined ? sql`` : sql`AND forked_from = ${forkedFrom}`} ORDER BY updated_at DESC, session ASC ${page}`.pipe(
         Effect.mapError(storeError("listing sessions failed"))
       )
       const out: Array<SessionSummary> = []

@@ -62,6 +62,15 @@ const sqliteDialect: Dialect = {
         `DROP INDEX sessions_updated_at`,
         `CREATE INDEX sessions_recent ON sessions (updated_at DESC, session ASC)`
       ]
+    },
+    {
+      version: 4,
+      name: "sessions.forked_from, for a session's branches",
+      statements: [
+        `ALTER TABLE sessions ADD COLUMN forked_from TEXT`,
+        `UPDATE sessions SET forked_from = json_extract(summary, '$.forkedFrom.session')`,
+        `CREATE INDEX sessions_forked_from ON sessions (forked_from)`
+      ]
     }
   ],
   // One connection behind a semaphore: migrations of this process are already serial; other processes wait on the file lock.
