@@ -45,6 +45,23 @@ describe("offline model", () => {
     expect(result("hello\n=> 3")).toBe("The result is 3.\n\nIt printed:\nhello")
   })
 
+  test("after an edited approval, a rejection, a failure or a stop, it says what happened, never quoting the notes as output", () => {
+    const one = (tool: string, output: string) =>
+      offlineReply([{ role: "user", content: `Tool results:\n<tool_result id="c1" tool="${tool}">\n${output}\n</tool_result>` }]).text
+    expect(one("eval", '[The user edited the arguments before approving; it ran with {"code":"2*5"}]\n=> 10')).toBe("The result (with the arguments you edited) is 10.")
+    expect(one("eval", "[Rejected by the user: not that one]")).toBe("You rejected the eval call (not that one), so I did not run it. Tell me what to do instead.")
+    expect(one("eval", "Error: ReferenceError: x is not defined")).toBe("The eval call failed: ReferenceError: x is not defined")
+    expect(one("eval", "[Cancelled (interrupted: stop): it did not run]")).toBe("The eval call was stopped (interrupted: stop): it did not run.")
+    for (const text of [one("eval", "[Rejected by the user: no]"), one("eval", "[Cancelled (x): it did not run]")]) expect(text).not.toContain("The result is [")
+  })
+
+  test("a follow-up queued while the tool ran arrives with its result: both are answered", () => {
+    // BAML renders the flushed follow-up right after the results block, in the same user message.
+    const r = offlineReply([{ role: "user", content: 'Tool results:\n<tool_result id="c1" tool="eval">\n=> 4\n</tool_result> and 3*3?' }])
+    expect(r.text).toBe("The result is 4.\n\nAs for your next message: That looks like arithmetic, so I'll evaluate it with the eval tool.")
+    expect(r.toolCalls).toEqual([{ tool: "eval", args: { code: "3*3" }, description: "Evaluate the arithmetic expression" }])
+  })
+
   test("renders every call as { tool, args, description? }, as the Reply parser expects", () => {
     expect(JSON.parse(renderReply("x", [{ tool: "eval", args: { code: "1" } }, { tool: "other", args: { a: 1 }, description: "d" }]))).toEqual({
       text: "x",

@@ -575,7 +575,7 @@ describe("interrupt-during-tool", () => {
           turnId: "turn-3",
           text: "",
           toolCalls: [
-            { callId: "call-4", tool: "read_file", args: { path: "config.json" }, result: "[Cancelled (interrupted: taking too long): it may or may not have run]" },
+            { callId: "call-4", tool: "read_file", args: { path: "config.json" }, result: "[Cancelled (interrupted: taking too long): it was stopped while running, so it may have done part of its work]" },
             { callId: "call-6", tool: "eval", args: { code: "slow()" }, result: "[Cancelled (interrupted: taking too long): it did not run]" }
           ]
         },
@@ -742,7 +742,7 @@ describe("late-report-dropped", () => {
           role: "assistant",
           turnId: "turn-3",
           text: "",
-          toolCalls: [{ callId: "call-4", tool: "eval", args: { code: "slow()" }, result: "[Cancelled (interrupted: stop): it may or may not have run]" }]
+          toolCalls: [{ callId: "call-4", tool: "eval", args: { code: "slow()" }, result: "[Cancelled (interrupted: stop): it was stopped inside its sandbox, which cannot change anything outside it, so nothing came of it]" }]
         },
         { role: "user", text: "Never mind, say hi" },
         { role: "assistant", turnId: "turn-11", text: "Hi.", toolCalls: [] }
@@ -795,7 +795,7 @@ describe("restart-recovery", () => {
           turnId: "turn-3",
           text: "Working on it\n[This reply was interrupted (restart); the text above is partial.]",
           toolCalls: [
-            { callId: "call-5", tool: "read_file", args: { path: "notes.txt" }, result: "[Cancelled (restart): it may or may not have run]" },
+            { callId: "call-5", tool: "read_file", args: { path: "notes.txt" }, result: "[Cancelled (restart): it was stopped while running, so it may have done part of its work]" },
             { callId: "call-7", tool: "eval", args: { code: "summarize()" }, result: "[Not run: awaiting the user's approval]" }
           ]
         }

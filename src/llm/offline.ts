@@ -188,6 +188,8 @@ const HELP =
 export const arithmeticOf = (text: string): string | undefined => {
   const expr = text
     .trim()
+    // A follow-up reads "and 3*3?", "now what is 2^10".
+    .replace(/^(?:and|also|then|now|so)\s+/i, "")
     .replace(/^(what(?:'s| is)|calculate|compute|evaluate)\s+/i, "")
     .replace(/[\s?!=.]+$/, "")
     .trim()
@@ -213,18 +215,20 @@ export const offlineReply = (messages: ReadonlyArray<unknown>): { text: string; 
   const role = typeof last === "object" && last !== null && "role" in last ? last.role : undefined
   const text = typeof last === "object" && last !== null && "content" in last ? contentText(last.content).trim() : ""
   if (role !== "user") return { text: HELP, toolCalls: [] }
-  if (text.startsWith("Tool results:")) {
-    const results = Array.from(text.matchAll(RESULT_BLOCK), (m) => ({ tool: m[1] ?? "tool", output: (m[2] ?? "").trim() }))
-    const [only] = results
-    if (results.length === 1 && only !== undefined) {
-      // eval prints console lines, then "=> <value>": answer with the value, and mention any printed lines.
-      const value = /(?:^|\n)=> ([\s\S]*)$/.exec(only.output)
-      const printed = value ? only.output.slice(0, value.index).trim() : ""
-      const answer = value ? `The result is ${value[1]}.${printed ? `\n\nIt printed:\n${printed}` : ""}` : `The result is ${only.output}.`
-      return { text: only.tool === "eval" ? answer : `The ${only.tool} tool returned: ${only.output}`, toolCalls: [] }
-    }
-    return { text: `The tools returned:\n${results.map((r) => `- ${r.tool}: ${r.output}`).join("\n")}`, toolCalls: [] }
-  }
+  if (!text.startsWith("Tool results:")) return answerTo(text)
+  const results = Array.from(text.matchAll(RESULT_BLOCK), (m) => ({ tool: m[1] ?? "tool", output: (m[2] ?? "").trim() }))
+  const said = results.map((r) => resultSentence(r.tool, r.output))
+  // A message queued while the tools ran enters with their results: after the last result block, it is answered too.
+  const end = text.lastIndexOf("</tool_result>")
+  const followUp = end < 0 ? "" : text.slice(end + "</tool_result>".length).trim()
+  const summary = said.length === 1 ? (said[0] ?? "") : `The tools returned:\n${said.map((line) => `- ${line}`).join("\n")}`
+  if (followUp === "") return { text: summary, toolCalls: [] }
+  const next = answerTo(followUp)
+  return { text: `${summary}\n\nAs for your next message: ${next.text}`, toolCalls: next.toolCalls }
+}
+
+/** The offline model's answer to a user's own text: arithmetic or code becomes an eval call; anything else, the help. */
+const answerTo = (text: string): { text: string; toolCalls: ReadonlyArray<ReplyToolCall> } => {
   const expr = arithmeticOf(text)
   if (expr !== undefined) {
     return {
@@ -240,6 +244,28 @@ export const offlineReply = (messages: ReadonlyArray<unknown>): { text: string; 
     }
   }
   return { text: HELP, toolCalls: [] }
+}
+
+/** The runtime's note before an output whose args a user edited (src/domain/projections/memory.ts). */
+const EDITED_NOTE = /^\[The user edited the arguments before approving; it ran with [^\n]*\]\n?/
+
+/** One tool result in a sentence: what ran and what came of it, or why it did not run. */
+const resultSentence = (tool: string, raw: string): string => {
+  const edited = EDITED_NOTE.test(raw)
+  const output = raw.replace(EDITED_NOTE, "").trim()
+  const how = edited ? " (with the arguments you edited)" : ""
+  const rejected = /^\[Rejected(?: by the user)?: ([\s\S]*)\]$/.exec(output)
+  if (rejected) return `You rejected the ${tool} call (${rejected[1]}), so I did not run it. Tell me what to do instead.`
+  const cancelled = /^\[Cancelled \(([^)]*)\): ([\s\S]*)\]$/.exec(output)
+  if (cancelled) return `The ${tool} call was stopped (${cancelled[1]}): ${cancelled[2]}.`
+  const invalid = /^\[Invalid tool call, not run: ([\s\S]*)\]$/.exec(output)
+  if (invalid) return `My ${tool} call was not valid, so it did not run: ${invalid[1]}`
+  if (output.startsWith("Error: ")) return `The ${tool} call${how} failed: ${output.slice("Error: ".length)}`
+  if (tool !== "eval") return `The ${tool} tool${how} returned: ${output}`
+  // eval prints console lines, then "=> <value>": answer with the value, and mention any printed lines.
+  const value = /(?:^|\n)=> ([\s\S]*)$/.exec(output)
+  const printed = value ? output.slice(0, value.index).trim() : ""
+  return value ? `The result${how} is ${value[1]}.${printed ? `\n\nIt printed:\n${printed}` : ""}` : `The result${how} is ${output}.`
 }
 
 // ---------------------------------------------------------------------------------------------

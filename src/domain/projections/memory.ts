@@ -31,6 +31,12 @@ export interface MemoryState {
 
 export const initialMemory = (): MemoryState => ({ messages: [], turns: new Map(), calls: new Map(), held: new Map() })
 
+/** What is known of a call stopped while it ran: eval's sandbox cannot touch anything outside it; others may have. */
+const stoppedWhileRunning = (tool: string): string =>
+  tool === "eval"
+    ? "it was stopped inside its sandbox, which cannot change anything outside it, so nothing came of it"
+    : "it was stopped while running, so it may have done part of its work"
+
 /** What the model is told of a call, from its state in the commands reducer. */
 export const resultText = (call: CallState): string => {
   const edited = call.edited ? `[The user edited the arguments before approving; it ran with ${JSON.stringify(call.args)}]\n` : ""
@@ -48,7 +54,7 @@ export const resultText = (call: CallState): string => {
     case "rejected":
       return `[Rejected${call.decidedBy?.startsWith("user:") ? " by the user" : ""}: ${call.reason ?? "no reason given"}]`
     case "cancelled":
-      return `[Cancelled (${call.reason ?? "no reason"}): ${call.outcome === "not_run" ? "it did not run" : "it may or may not have run"}]`
+      return `[Cancelled (${call.reason ?? "no reason"}): ${call.outcome === "not_run" ? "it did not run" : stoppedWhileRunning(call.tool)}]`
     case "invalid":
       return `[Invalid tool call, not run: ${call.error ?? "unknown error"}]`
     default: {
