@@ -147,3 +147,39 @@ describe("your own agent: a config file with your tools and an MCP server", () =
     expect(deadMcp.stderr).toContain('MCP server "ghost" did not start')
   }, 60_000)
 })
+
+describe("the example of the README (examples/mcp)", () => {
+  test("starts as the README says and offers its own tool and the MCP server's", async () => {
+    const server = await start({ TAPE_CONFIG: resolve(ROOT, "examples/mcp/agent-tape.config.ts") })
+    const listing = (await (await fetch(`http://127.0.0.1:${server.port}/api/tools`)).json()) as {
+      tools: Array<{ name: string; source: string; policy: string; offered: boolean }>
+      servers: Array<{ name: string; state: string }>
+    }
+    expect(listing.tools.find((t) => t.name === "memory")).toMatchObject({ source: "config", policy: "depends", offered: true })
+    expect(listing.tools.find((t) => t.name === "mcp__everything__echo")).toMatchObject({ source: "mcp:everything", offered: true })
+    expect(listing.servers).toEqual([expect.objectContaining({ name: "everything", state: "ready" })])
+  })
+})
+
+describe("embedding: createServer", () => {
+  test("starts the server inside a program with a config object, serves a session, and stops", async () => {
+    const { createServer, defineConfig, tool, Schema } = await import("../src/index.ts")
+    const server = await createServer({
+      env: { PORT: "0", TAPE_STORE: "memory", LLM_SCRIPT: writeScript(tempDir("embed"), { turns: [{ text: "hi", toolCalls: [{ tool: "greet", args: { name: "Ada" } }] }, { text: "done" }] }) },
+      config: defineConfig({ tools: { greet: tool({ description: "Greet someone", args: Schema.Struct({ name: Schema.String }), policy: "auto", run: ({ name }) => `hello ${name}` }) } })
+    })
+    try {
+      const c = await Client.connect(server.port)
+      await c.hello(null)
+      await c.command({ type: "send_message", text: "greet Ada" })
+      await c.until(() => c.events.filter((e) => e.type === "TurnCompleted").length === 2, "the answer after the tool")
+      expect(c.events.find((e) => e.type === "ToolExecutionSucceeded")).toMatchObject({ output: "hello Ada" })
+      c.close()
+    } finally {
+      await server.stop()
+    }
+    // A bad config is refused with the message start-up would give.
+    const refused = await createServer({ env: { PORT: "0", TAPE_STORE: "memory" }, config: { nope: 1 } as never }).then(() => "started", (e: Error) => e.message)
+    expect(refused).toContain("createServer config: nope: is not a known key")
+  })
+})
