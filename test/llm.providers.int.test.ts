@@ -123,7 +123,7 @@ describe("Anthropic (ANTHROPIC_BASE_URL): the documented stream reaches the tape
         expect(ofType(tape, "TurnCompleted")).toHaveLength(1)
       }
     )
-  })
+  }, 60_000)
 })
 
 describe("OpenAI (OPENAI_BASE_URL): the documented stream reaches the tape", () => {

@@ -252,8 +252,10 @@ describe("LlmClient fast path with the scanner (stand-in OpenAI-compatible serve
     const first = renderReply("Hello there, friend", []).slice(0, 20)
     const chunks = await collect(serve((n) => (n === 1 ? { pieces: piecesOf(first, 4), drop: true } : { pieces: piecesOf(renderReply("Goodbye, all of you.", []), 4) })))
     const streamed = deltas(chunks).join("")
-    // Same length as what was sent ("Goodbye, al" vs "Hello there") is not the same text.
-    expect(streamed).toBe("Hello there")
+    // What was streamed before the drop (all of "Hello there", or less when the drop overtook the last pieces) is
+    // all there is: the retry's other text ("Goodbye, al…", the same length) never streams over it.
+    expect("Hello there".startsWith(streamed)).toBe(true)
+    expect(streamed.length).toBeGreaterThan(0)
     expect(chunks.at(-1)?.type).toBe("done")
   })
 
