@@ -2,6 +2,7 @@
 import { setDefaultTimeout } from "bun:test"
 
 process.env.BAML_LOG ??= "warn"
-// End-to-end tests start real processes; plain `bun test` gets the same allowance as `npm test`.
+// End-to-end tests start real processes: a long default timeout. Bun applies it to the first test file only, so
+// `npm test` passes `--timeout 120000` as well (the README says to run that with Bun alone).
 setDefaultTimeout(120_000)
 await import("../../baml_client/index.ts")
