@@ -62,6 +62,16 @@ describe("offline model", () => {
     expect(r.toolCalls).toEqual([{ tool: "eval", args: { code: "3*3" }, description: "Evaluate the arithmetic expression" }])
   })
 
+  test("calls a tool the user names, with its args as JSON (how the offline model reaches your own and MCP tools)", () => {
+    expect(offlineReply([{ role: "user", content: 'call mcp__everything__echo {"message": "hi"}' }]).toolCalls).toEqual([
+      { tool: "mcp__everything__echo", args: { message: "hi" }, description: "The tool you asked me to call" }
+    ])
+    expect(offlineReply([{ role: "user", content: "use list_files" }]).toolCalls).toEqual([{ tool: "list_files", args: {}, description: "The tool you asked me to call" }])
+    // Not an object, or not JSON: the help, no call.
+    expect(offlineReply([{ role: "user", content: "call eval [1]" }]).toolCalls).toEqual([])
+    expect(offlineReply([{ role: "user", content: "call eval {nope" }]).toolCalls).toEqual([])
+  })
+
   test("renders every call as { tool, args, description? }, as the Reply parser expects", () => {
     expect(JSON.parse(renderReply("x", [{ tool: "eval", args: { code: "1" } }, { tool: "other", args: { a: 1 }, description: "d" }]))).toEqual({
       text: "x",

@@ -179,7 +179,8 @@ const contentText = (content: unknown): string => {
 
 const HELP =
   "I'm the offline model built into Agent Tape: no language model provider is configured, so I can only do simple things. " +
-  "I can evaluate arithmetic (try `2+3*4`) or run JavaScript (try `run [1, 2, 3].map(x => x * 2)`) with the eval tool. " +
+  "I can evaluate arithmetic (try `2+3*4`) or run JavaScript (try `run [1, 2, 3].map(x => x * 2)`) with the eval tool, " +
+  "and call any tool you name with its arguments as JSON (try `call list_files {}`, or one of your own tools). " +
   "To talk to a real model, set ANTHROPIC_API_KEY (Anthropic), OPENAI_API_KEY (OpenAI), AWS credentials " +
   "(AWS_ACCESS_KEY_ID or AWS_PROFILE, for Bedrock) or LLM_BASE_URL with LLM_MODEL (any OpenAI-compatible server " +
   "such as Ollama, vLLM or llama.cpp), then restart the server."
@@ -227,8 +228,26 @@ export const offlineReply = (messages: ReadonlyArray<unknown>): { text: string; 
   return { text: `${summary}\n\nAs for your next message: ${next.text}`, toolCalls: next.toolCalls }
 }
 
-/** The offline model's answer to a user's own text: arithmetic or code becomes an eval call; anything else, the help. */
+const isJsonObject = Schema.is(JsonObject)
+
+/** `call <tool> {json}` / `use <tool> {json}` → that call (the args an object; absent: {}); anything else → undefined. */
+export const namedCallOf = (text: string): ReplyToolCall | undefined => {
+  const m = /^\s*(?:call|use)\s+([A-Za-z][A-Za-z0-9_.:-]{0,127})\s*([\s\S]*)$/i.exec(text)
+  if (m === null) return undefined
+  const rest = (m[2] ?? "").trim()
+  if (rest === "") return { tool: m[1] ?? "", args: {}, description: "The tool you asked me to call" }
+  try {
+    const args: unknown = JSON.parse(rest)
+    return isJsonObject(args) ? { tool: m[1] ?? "", args, description: "The tool you asked me to call" } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The offline model's answer to a user's own text: arithmetic or code becomes an eval call, `call <tool> {…}` that call; anything else, the help. */
 const answerTo = (text: string): { text: string; toolCalls: ReadonlyArray<ReplyToolCall> } => {
+  const named = namedCallOf(text)
+  if (named !== undefined) return { text: `I'll call ${named.tool} as you asked.`, toolCalls: [named] }
   const expr = arithmeticOf(text)
   if (expr !== undefined) {
     return {
