@@ -4,7 +4,7 @@
  * Screenshots of the main states go to test/artifacts/ (ux-*.png). Skipped, saying why, without chromium.
  */
 import { describe, expect, test } from "bun:test"
-import type { Page, WebSocketRoute } from "playwright-core"
+import type { Page } from "playwright-core"
 import {
   answer,
   assistant,
@@ -15,10 +15,12 @@ import {
   countIs,
   evalTurn,
   focused,
+  holdableSocket,
   ready,
   send,
   sessionOf,
   shot,
+  SIZES,
   slow,
   texts,
   twoExchanges,
@@ -28,11 +30,6 @@ import {
 const unavailable = browserUnavailable()
 if (unavailable) console.warn(`web ux e2e tests SKIPPED: ${unavailable}`)
 
-const SIZES = [
-  { name: "desktop", mobile: false },
-  { name: "mobile", mobile: true }
-] as const
-
 /** A turn asking for several tool calls at once. */
 const evalCalls = (...codes: Array<string>) => ({
   text: "Let me compute these.",
@@ -40,38 +37,6 @@ const evalCalls = (...codes: Array<string>) => ({
   chunkChars: 4,
   delayMs: 5
 })
-
-/** Routes the page's websocket through the test, which can hold back `events` frames (acks and the rest pass). */
-const holdableSocket = async (page: Page) => {
-  let holding = false
-  const held: Array<string> = []
-  const waiters: Array<() => void> = []
-  let client: WebSocketRoute | null = null
-  await page.routeWebSocket(/\/ws/, (ws) => {
-    const server = ws.connectToServer()
-    ws.onMessage((m) => server.send(m))
-    server.onMessage((m) => {
-      if (holding && typeof m === "string" && m.startsWith('{"type":"events"')) {
-        held.push(m)
-        for (const w of waiters.splice(0)) w()
-      } else ws.send(m)
-    })
-    client = ws
-  })
-  return {
-    hold: () => {
-      holding = true
-    },
-    release: () => {
-      holding = false
-      for (const m of held.splice(0)) client?.send(m)
-    },
-    /** Resolves once a held frame contains `text` (the server did it; the page has not heard yet). */
-    heldUntil: async (text: string) => {
-      while (!held.some((m) => m.includes(text))) await new Promise<void>((wake) => waiters.push(wake))
-    }
-  }
-}
 
 /** Every notice's box against every visible control outside the notices: the ones they overlap. */
 const coveredControls = (page: Page) =>
