@@ -59,16 +59,22 @@ export class BranchIndex {
     }
     this.origins.set(session, { kind: "known", origin: state.counters.forkedFrom })
     // Queued messages entered with their flush, not right after a fork point: only messages added when idle branch.
-    const messages: Array<{ readonly messageId: string; readonly seq: number; readonly before: number }> = []
+    // Each message's branch point is the seq just before it, except the first one said after this session's own fork
+    // point: events the fork appended (closing what was open, a rename) stand between them, and it branches there.
+    const forkedAt = state.counters.forkedFrom?.seq ?? null
+    const messages: Array<{ readonly messageId: string; readonly at: number; readonly before: number }> = []
     let before = 0
+    let afterFork = false
     for (const item of state.messages.items) {
       if (item.kind !== "user") continue
-      if (!item.wasQueued) messages.push({ messageId: item.messageId, seq: item.seq, before })
+      const first = forkedAt !== null && item.seq > forkedAt && !afterFork
+      if (forkedAt !== null && item.seq > forkedAt) afterFork = true
+      if (!item.wasQueued) messages.push({ messageId: item.messageId, at: first && forkedAt !== null ? forkedAt : item.seq - 1, before })
       before++
     }
     try {
       const roots = new Map<string, Extract<RootResult, { kind: "root" }>>()
-      for (const m of messages) roots.set(m.messageId, await this.rootOf(session, m.seq - 1))
+      for (const m of messages) roots.set(m.messageId, await this.rootOf(session, m.at))
       const wanted = new Set([...roots.values()].map((r) => r.root))
       for (const root of wanted) {
         if (refresh || !this.forks.has(root)) await this.loadForks(root)
@@ -77,7 +83,7 @@ export class BranchIndex {
       const sets = new Map<string, BranchSet>()
       for (const m of messages) {
         const r = roots.get(m.messageId)
-        if (r) sets.set(m.messageId, branchSet(r, m.seq - 1, m.before, this.forks.get(r.root) ?? []))
+        if (r) sets.set(m.messageId, branchSet(r, m.at, m.before, this.forks.get(r.root) ?? []))
       }
       this.sets = sets
     } catch {

@@ -315,9 +315,9 @@ export class Connection {
       this.branches.forget(root)
       this.branches.forget(session)
       this.show(id)
-      // A first message gives a new chat its title; a branch of it is named after its own first message.
-      if (at === 1) await this.sendTo(id, { type: "rename", title: `${text.replace(/\s+/g, " ").trim().slice(0, 60)} (fork @1)` })
       const r = await this.sendTo(id, { type: "send_message", text })
+      // A first message gives a new chat its title; a branch of it is named after its own first message.
+      if (r.ok && at === 1) await this.sendTo(id, { type: "rename", title: `${text.replace(/\s+/g, " ").trim().slice(0, 60)} (fork @1)` })
       void this.refreshSessions()
       return r
     } catch (e) {
