@@ -298,6 +298,238 @@ describe.skipIf(unavailable !== null)("the server features' UI (issue 13 phase 2
       expect((await sessionsOn(s.url)).map((x) => x.session)).toEqual([kept])
     })
   }
+
+  e2e("Invalid tool calls show what the model sent; after three such replies the runtime stops the loop, and a message goes on", async () => {
+    const bad = (n: number) => ({ text: `Attempt ${n}.`, toolCalls: [{ tool: "no_such_tool", args: { query: `try ${n}`, limit: [n, 10] } }], chunkChars: 8, delayMs: 5 })
+    const s = await serve({ turns: [bad(1), bad(2), bad(3), answer("Back on track.")] })
+    const page = await open(s.url)
+    await send(page, "use a tool that does not exist")
+    const stopped = page.getByTestId("loop-stopped")
+    await stopped.waitFor()
+    expect(await stopped.getAttribute("data-reason")).toBe("invalid_calls")
+    expect(await stopped.innerText()).toContain("The runtime stopped the agent.")
+    expect(await stopped.innerText()).toContain("last three replies asked only for tool calls that could not be made")
+    const cards = page.locator('[data-testid="tool-card"][data-status="invalid"]')
+    await countIs(page, "tool-card", 3)
+    // What the model sent, not {}.
+    const raw = await cards.nth(1).getByTestId("raw-args").innerText()
+    expect(JSON.parse(raw)).toEqual({ query: "try 2", limit: [2, 10] })
+    expect(await cards.nth(1).getByTestId("tool-error").innerText()).toContain("no_such_tool")
+    // The loop is over: nothing runs, and the chat can go on.
+    expect(await page.getByTestId("stop").count()).toBe(0)
+    await shot(page, "features-loop-stopped")
+    await send(page, "never mind")
+    await waitCompleted(page, 3, "Back on track")
+  })
+
+  e2e("Edited args are checked against the tool's schema before they are sent, in words", async () => {
+    const s = await serve({ turns: [evalTurn("1 + 1"), answer("Done.")] })
+    const page = await open(s.url)
+    await send(page, "compute")
+    const card = page.getByTestId("tool-card")
+    await card.getByTestId("tool-source").filter({ hasText: "built-in" }).waitFor()
+    await card.getByTestId("edit").click()
+    const box = card.getByTestId("edit-args")
+    const error = card.getByTestId("edit-error")
+    const approve = card.getByTestId("approve-edited")
+    const cases: Array<[string, string]> = [
+      ['{"code": 5}', "These arguments do not fit eval: code: should be text."],
+      ["{}", "These arguments do not fit eval: code: is missing (it is required)."],
+      ['{"code": "2 + 2", "timeout": 3}', "These arguments do not fit eval: timeout: is not one of its arguments."],
+      ['["2 + 2"]', "The arguments must be a JSON object ({ … })."]
+    ]
+    for (const [text, said] of cases) {
+      await box.fill(text)
+      await error.filter({ hasText: said }).waitFor()
+      expect(await approve.isDisabled()).toBe(true)
+    }
+    await shot(page, "features-schema-check")
+    await box.fill('{"code": "2 + 2"}')
+    await error.waitFor({ state: "detached" })
+    await approve.click()
+    await card.getByTestId("tool-output").filter({ hasText: "4" }).waitFor()
+    await waitCompleted(page, 1, "Done")
+    // Nothing refused reached the tape: one approval, with the args that fit.
+    const approvals = (await tapeOf(s.url, sessionOf(page))).filter((e) => e.type === "ToolCallApproved")
+    expect(approvals.map((e) => e.args)).toEqual([{ code: "2 + 2" }])
+  })
+
+  e2e("Without the catalogue the server's refusal of edited args is still worded for people", async () => {
+    const s = await serve({ turns: [evalTurn("1 + 1"), answer("Done.")] })
+    const page = await newPage()
+    await page.route("**/api/tools", (route) => route.fulfill({ status: 503, contentType: "application/json", body: '{"error":{"code":"store_error","message":"down"}}' }))
+    await page.goto(s.url)
+    await connected(page)
+    await ready(page)
+    await send(page, "compute")
+    const card = page.getByTestId("tool-card")
+    await card.getByTestId("edit").click()
+    await card.getByTestId("edit-args").fill('{"code": 5}')
+    await card.getByTestId("approve-edited").click()
+    const nack = card.getByTestId("nack")
+    await nack.waitFor()
+    expect(await nack.innerText()).toBe("The edited arguments do not fit the tool: code: should be text.")
+    expect(await page.locator("body").innerText()).not.toMatch(/└─|readonly code|invalid_args/)
+  })
+
+  for (const size of SIZES) {
+    e2e(`Tools panel (${size.name}): every tool with its source, policy and why it is not offered; MCP servers with their state; cards show the source`, async () => {
+      const dir = temp("agent-config")
+      const config = join(dir, "agent-tape.config.ts")
+      writeFileSync(
+        config,
+        `import { defineConfig, tool, Schema } from "agent-tape"
+export default defineConfig({
+  tools: {
+    notes: tool({
+      description: "Read or write a note",
+      args: Schema.Struct({ mode: Schema.Literal("read", "write"), key: Schema.String }),
+      policy: (args) => (args.mode === "read" ? "auto" : "ask"),
+      run: async ({ key }) => key
+    })
+  },
+  mcpServers: { srv: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(serverScript)}, "--hostile"] } }
+})
+`
+      )
+      const s = await serve(
+        { turns: [{ text: "Echoing.", toolCalls: [{ tool: "mcp__srv__echo", args: { message: "hi there" } }] }, answer("It echoed.")] },
+        { env: { TAPE_CONFIG: config, TAPE_WORKSPACE: join(dir, "ws") } }
+      )
+      const page = await open(s.url, { mobile: size.mobile })
+      await page.getByTestId("open-tools").click()
+      const panel = page.getByTestId("tools-panel")
+      await panel.waitFor()
+      const row = (name: string) => panel.locator(`[data-testid="tool-row"][data-tool="${name}"]`)
+      await row("mcp__srv__echo").waitFor()
+      expect(await row("eval").getByTestId("tool-row-source").innerText()).toBe("built-in")
+      expect(await row("eval").getByTestId("tool-row-policy").innerText()).toBe("asks for approval")
+      expect(await row("notes").getByTestId("tool-row-source").innerText()).toBe("your config")
+      expect(await row("notes").getByTestId("tool-row-policy").innerText()).toBe("asks or not, by its arguments")
+      expect(await row("read_file").getByTestId("tool-row-policy").innerText()).toBe("runs without asking")
+      expect(await row("mcp__srv__echo").getByTestId("tool-row-source").innerText()).toBe("MCP: srv")
+      // http_get cannot work with no host allowed: listed, not offered, and why.
+      expect(await row("http_get").getAttribute("data-offered")).toBe("false")
+      expect(await row("http_get").getByTestId("tool-row-reason").innerText()).toContain("no host is allowed")
+      const server = panel.locator('[data-testid="server-row"][data-server="srv"]')
+      expect(await server.getByTestId("server-state").innerText()).toBe("ready")
+      expect(await server.innerText()).toMatch(/\d+ tools left out/)
+      await shot(page, `features-tools-panel-${size.name}`)
+      const width = await panel.evaluate((el) => el.getBoundingClientRect().width)
+      expect(width).toBeLessThanOrEqual(size.mobile ? 390 : 560)
+      await page.keyboard.press("Escape")
+      await panel.waitFor({ state: "detached" })
+      // A tool card says where its tool comes from.
+      await send(page, "echo something")
+      const card = page.getByTestId("tool-card")
+      expect(await card.getByTestId("tool-source").innerText()).toBe("MCP: srv")
+      await card.getByTestId("approve").click()
+      await card.getByTestId("tool-output").filter({ hasText: "hi there" }).waitFor()
+      await waitCompleted(page, 1, "It echoed")
+    })
+  }
+
+  for (const size of SIZES) {
+    e2e(`Model picker (${size.name}): a new chat and a session pick a model; each reply names the model that wrote it`, async () => {
+      const provider = fake()
+      const s = await serve(undefined, { env: fakeModelEnv(provider) })
+      const page = await open(s.url, { mobile: size.mobile })
+      const picker = page.getByTestId("model-picker")
+      expect(await picker.inputValue()).toBe("fake-model")
+      expect(await picker.locator("option").allInnerTexts()).toEqual(["fake-model (default)", "built-in model"])
+      const box = await picker.boundingBox()
+      expect(box !== null && box.x + box.width <= (size.mobile ? 390 : 1280)).toBe(true)
+      // Picked in a new chat: chosen when its first message creates the session.
+      await picker.selectOption("offline")
+      await send(page, "hello")
+      await page.locator('[data-testid="assistant-message"][data-status="completed"]').first().waitFor()
+      expect(await assistant(page, 0).getByTestId("reply-model").innerText()).toBe("built-in model")
+      expect(provider.requests.length).toBe(0)
+      const session = sessionOf(page)
+      const tape = await tapeOf(s.url, session)
+      expect(tape.filter((e) => e.type === "ModelChosen").map((e) => e.model)).toEqual(["offline"])
+      expect(tape.findIndex((e) => e.type === "ModelChosen")).toBeLessThan(tape.findIndex((e) => e.type === "UserMessageAdded"))
+      expect(await picker.inputValue()).toBe("offline")
+      // Picked in the session: the next reply is the provider's, and says so.
+      await picker.selectOption("fake-model")
+      await page.waitForFunction(() => document.querySelector<HTMLSelectElement>('[data-testid="model-picker"]')?.value === "fake-model", undefined, { polling: 50 })
+      await send(page, "and now?")
+      await waitCompleted(page, 1, "You said: and now?")
+      expect(await assistant(page, 1).getByTestId("reply-model").innerText()).toBe("fake-model")
+      expect(provider.requests.map((r) => r.body["model"])).toEqual(["fake-model"])
+      expect((await tapeOf(s.url, session)).filter((e) => e.type === "TurnStarted").map((e) => e.model)).toEqual(["offline", "fake-model"])
+      await shot(page, `features-model-picker-${size.name}`)
+    })
+  }
+
+  e2e("The memory tab shows the whole request the turn sent: system prompt with the tools, every message, the tool results", async () => {
+    const s = await serve({ turns: [evalTurn("17 * 23"), answer("It is 391.")] })
+    const page = await open(s.url)
+    await send(page, "What is 17 * 23?")
+    await page.getByTestId("approve").click()
+    await waitCompleted(page, 1, "It is 391")
+    // The second turn's request: after the tool result.
+    await page.locator('[data-testid="event-row"][data-type="TurnStarted"]').nth(1).click()
+    await page.getByTestId("travel-here").click()
+    await page.getByTestId("inspector").waitFor()
+    await page.getByTestId("tab-memory").click()
+    await page.getByTestId("prompt-message").first().waitFor()
+    const roles = await page.getByTestId("prompt-message").evaluateAll((els) => els.map((e) => e.getAttribute("data-role")))
+    expect(roles[0]).toBe("system")
+    expect(roles).toContain("user")
+    expect(roles).toContain("assistant")
+    const all = await page.getByTestId("prompt").innerText()
+    expect(all).toContain("What turn turn-")
+    const system = await page.getByTestId("prompt-message").first().innerText()
+    expect(system).toContain("- eval:")
+    expect(system).toContain("Answer in JSON")
+    expect(all).toContain("What is 17 * 23?")
+    expect(all).toContain("<tool_result")
+    expect(all).toContain("391")
+    await shot(page, "features-memory-request")
+    // The raw JSON is folded until asked for.
+    const raw = page.getByTestId("prompt-raw")
+    expect(await raw.evaluate((d) => (d as HTMLDetailsElement).open)).toBe(false)
+    await raw.locator("summary").click()
+    expect(await raw.locator("pre").innerText()).toContain('"messages"')
+    // The first turn's request has no tool result yet.
+    await page.locator('[data-testid="event-row"][data-type="TurnStarted"]').first().click()
+    await page.getByTestId("prompt-summary").filter({ hasText: "turn-3" }).waitFor()
+    expect(await page.getByTestId("prompt").innerText()).not.toContain("<tool_result")
+  })
+
+  e2e("An approval from an imported tape no longer counts: the card says so and asks again; approving runs it once", async () => {
+    const s = await serve({ turns: [answer("unused"), answer("It was 4.")] })
+    const page = await open(s.url)
+    const S = "copied"
+    const line = (seq: number, by: string, event: Record<string, unknown>) => JSON.stringify({ session: S, seq, at: 1_700_000_000_000 + seq * 1000, by, ...event })
+    const tape = [
+      line(1, "system", { type: "SessionCreated", title: "Add two and two" }),
+      line(2, "user:alice", { type: "UserMessageAdded", messageId: "msg-2", text: "add two and two" }),
+      line(3, "system", { type: "TurnStarted", turnId: "turn-3", model: "scripted" }),
+      line(4, "model", { type: "AssistantDelta", turnId: "turn-3", text: "Let me add them." }),
+      line(5, "model", { type: "ToolCallRequested", turnId: "turn-3", callId: "call-5", tool: "eval", args: { code: "2 + 2" } }),
+      line(6, "model", { type: "TurnCompleted", turnId: "turn-3" }),
+      line(7, "user:alice", { type: "ToolCallApproved", callId: "call-5" })
+    ]
+    const file = join(temp("tape"), "approved.jsonl")
+    writeFileSync(file, tape.join("\n") + "\n")
+    await page.getByTestId("import-input").setInputFiles(file)
+    await page.getByTestId("title").filter({ hasText: "Add two and two (imported)" }).waitFor()
+    const card = page.getByTestId("tool-card")
+    await card.getByTestId("reopened").waitFor()
+    expect(await card.getAttribute("data-status")).toBe("pending")
+    expect(await card.getByTestId("reopened").innerText()).toContain("Approved before this session was imported, and not run")
+    expect(await card.getByTestId("reopened").innerText()).toContain("runs only if you approve it again")
+    await shot(page, "features-reopened")
+    await card.getByTestId("approve").click()
+    await card.getByTestId("tool-output").filter({ hasText: "4" }).waitFor()
+    expect(await card.getByTestId("reopened").count()).toBe(0)
+    await waitCompleted(page, 1, "It was 4")
+    const events = await tapeOf(s.url, sessionOf(page))
+    expect(events.filter((e) => e.type === "ToolExecutionStarted").length).toBe(1)
+    expect(events.filter((e) => e.type === "ToolCallReopened").length).toBe(1)
+  })
 })
 
 if (unavailable) test.skip(`web features e2e tests skipped: ${unavailable}`, () => undefined)
