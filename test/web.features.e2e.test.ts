@@ -322,7 +322,7 @@ describe.skipIf(unavailable !== null)("the server features' UI (issue 13 phase 2
     await waitCompleted(page, 3, "Back on track")
   })
 
-  e2e("Edited args are checked against the tool's schema before they are sent, in words", async () => {
+  e2e("Edited args are checked against the tool's schema before they are sent, in words (defect 14)", async () => {
     const s = await serve({ turns: [evalTurn("1 + 1"), answer("Done.")] })
     const page = await open(s.url)
     await send(page, "compute")
@@ -354,7 +354,7 @@ describe.skipIf(unavailable !== null)("the server features' UI (issue 13 phase 2
     expect(approvals.map((e) => e.args)).toEqual([{ code: "2 + 2" }])
   })
 
-  e2e("Without the catalogue the server's refusal of edited args is still worded for people", async () => {
+  e2e("Without the catalogue the server's refusal of edited args is still worded for people (defect 14)", async () => {
     const s = await serve({ turns: [evalTurn("1 + 1"), answer("Done.")] })
     const page = await newPage()
     await page.route("**/api/tools", (route) => route.fulfill({ status: 503, contentType: "application/json", body: '{"error":{"code":"store_error","message":"down"}}' }))
