@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from "bun:test"
 import { decodeEnvelopeSync, type Envelope } from "../src/domain/Event.ts"
+import { summaryView } from "../src/domain/projections/summary.ts"
 import type { SessionSummary } from "../src/domain/projections/summaryTypes.ts"
 import { fold } from "../src/domain/state.ts"
 import { api } from "../web/src/lib/api.ts"
@@ -84,18 +85,10 @@ describe("edited args against the tool's JSON Schema", () => {
   })
 })
 
+/** A session's summary row as the server would list it (folded from its first event), with `over` changed. */
 const summary = (session: string, over: Partial<SessionSummary> = {}): SessionSummary => ({
-  session,
-  title: session,
-  createdAt: 0,
-  updatedAt: 0,
-  head: 10,
+  ...summaryView(fold(session, [decodeEnvelopeSync({ session, seq: 1, at: 0, by: "system", type: "SessionCreated", title: session })])),
   messages: 2,
-  turns: 2,
-  toolCalls: 0,
-  phase: "idle",
-  pendingApprovals: 0,
-  tokens: { input: 0, output: 0 },
   ...over
 })
 
