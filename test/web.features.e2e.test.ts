@@ -96,7 +96,7 @@ describe.skipIf(unavailable !== null)("the server features' UI (issue 13 phase 2
       // Same memory: the retry sent the same messages the failed turn had sent.
       expect(provider.requests[1]?.body["messages"]).toEqual(provider.requests[0]?.body["messages"])
       const started = (await tapeOf(s.url, sessionOf(page))).filter((e) => e.type === "TurnStarted")
-      expect(started.map((e) => e.retryOf ?? null)).toEqual([null, started[0]?.turnId])
+      expect(started.map((e) => e.retryOf ?? null)).toEqual([null, started[0]?.turnId ?? "the first turn"])
       // Regenerate the last reply: a third request, the second reply marked as run again.
       await second.getByTestId("retry").click()
       await page.locator('[data-testid="assistant-message"][data-status="completed"]').filter({ hasText: "Take 3" }).waitFor()
@@ -106,6 +106,20 @@ describe.skipIf(unavailable !== null)("the server features' UI (issue 13 phase 2
       await shot(page, `features-regenerated-${size.name}`)
     })
   }
+
+  e2e("Retry: an interrupted reply offers Retry too; the retry streams again and ends", async () => {
+    const s = await serve({ turns: [slow("A reply that streams slowly enough to be stopped, and then to be run again from the start.")] })
+    const page = await open(s.url)
+    await send(page, "go slowly")
+    await page.getByTestId("streaming-cursor").waitFor()
+    await page.getByTestId("stop").click()
+    const stopped = page.locator('[data-testid="assistant-message"][data-status="interrupted"]')
+    await stopped.getByTestId("interrupted-mark").waitFor()
+    expect(await stopped.getByTestId("retry").innerText()).toContain("Retry")
+    await stopped.getByTestId("retry").click()
+    await waitCompleted(page, 0, "run again from the start")
+    expect(await stopped.getAttribute("data-retried")).toBe("true")
+  })
 
   e2e("Retry refused: 'busy' and 'not the last reply' are worded for people", async () => {
     const s = await serve({ turns: [answer("First answer."), slow(), answer("Third.")] })
