@@ -347,10 +347,10 @@ describe.skipIf(unavailable !== null)("the server features' UI (issue 13 phase 2
     const error = card.getByTestId("edit-error")
     const approve = card.getByTestId("approve-edited")
     const cases: Array<[string, string]> = [
-      ['{"code": 5}', "These arguments do not fit eval: code: should be text."],
+      ['["2 + 2"]', "The arguments must be a JSON object ({ … })."],
       ["{}", "These arguments do not fit eval: code: is missing (it is required)."],
       ['{"code": "2 + 2", "timeout": 3}', "These arguments do not fit eval: timeout: is not one of its arguments."],
-      ['["2 + 2"]', "The arguments must be a JSON object ({ … })."]
+      ['{"code": 5}', "These arguments do not fit eval: code: should be text."]
     ]
     for (const [text, said] of cases) {
       await box.fill(text)

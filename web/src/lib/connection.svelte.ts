@@ -87,6 +87,7 @@ export class Connection {
   private readonly link: Link
   private decided = false
   private readonly prompts = new Map<string, Promise<RenderedPrompt>>()
+  private toolsRequest: Promise<void> | null = null
   private noticeId = 0
   private refreshTimer: number | null = null
   /** Acked seqs of this tab's commands whose events have not arrived yet. */
@@ -110,7 +111,11 @@ export class Connection {
           this.status = status
           this.attempt = attempt
         },
-        open: () => this.helloCurrent(),
+        open: () => {
+          this.helloCurrent()
+          // The catalogue could not be read while the server was away: the cards' sources and the edit check need it.
+          if (this.tools === null) void this.loadTools()
+        },
         welcome: (w) => {
           if (w.session !== this.tape.session) return
           if (this.missing === w.session) this.missing = null
@@ -360,12 +365,17 @@ export class Connection {
   }
 
   /** Fetches the tool catalogue again (the tools panel does on open: MCP servers change state). */
-  async loadTools(): Promise<void> {
-    try {
-      this.tools = await this.http.tools()
-    } catch (e) {
-      if (this.tools === null && this.status === "connected") this.notify("error", this.messageOf(e))
-    }
+  loadTools(): Promise<void> {
+    // One request at a time: start, a reconnect and the panel may all ask at once.
+    this.toolsRequest ??= this.http.tools().then(
+      (tools) => {
+        this.tools = tools
+      },
+      (e: unknown) => {
+        if (this.tools === null && this.status === "connected") this.notify("error", this.messageOf(e))
+      }
+    ).finally(() => (this.toolsRequest = null))
+    return this.toolsRequest
   }
 
   /** The request the turn at `seq` of `session` sent, rendered by the server; one fetch per turn (`key`). */
