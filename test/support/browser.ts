@@ -6,11 +6,14 @@
 import { afterAll, beforeAll, expect, test } from "bun:test"
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { type BrowserContext, chromium, type Page } from "playwright-core"
+import { type BrowserContext, chromium, type Page, type WebSocketRoute } from "playwright-core"
+import { renderReply } from "../../src/llm/offline.ts"
 import { ROOT, spawnUntil } from "./process.ts"
+import { type FakeProvider, openAiEvents, startFake } from "./providers.ts"
 import { tempDir } from "./server.ts"
 
 export { ROOT, tempDir }
+export type { FakeProvider }
 export const CHROMIUM = "/usr/bin/chromium"
 export const ARTIFACTS = join(ROOT, "test/artifacts")
 
@@ -55,7 +58,10 @@ export interface RunningServer {
 
 /** Starts `bun src/main.ts` and resolves once it prints its URL. */
 export const startServer = async (opts: ServerOptions): Promise<RunningServer> => {
-  const inherited = Object.entries(process.env).filter((kv): kv is [string, string] => kv[1] !== undefined)
+  // The developer's own provider settings never reach a test's server; a test may set its own (a fake endpoint).
+  const inherited = Object.entries(process.env).filter(
+    (kv): kv is [string, string] => kv[1] !== undefined && !["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "LLM_BASE_URL", "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "TAPE_TOKEN", "TAPE_CONFIG", "TAPE_MCP_CONFIG"].includes(kv[0])
+  )
   const env: Record<string, string> = {
     ...Object.fromEntries(inherited),
     HOST: "127.0.0.1",
@@ -65,7 +71,6 @@ export const startServer = async (opts: ServerOptions): Promise<RunningServer> =
     BAML_LOG: "warn",
     ...opts.env
   }
-  for (const k of ["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "LLM_BASE_URL", "AWS_ACCESS_KEY_ID", "TAPE_TOKEN"]) delete env[k]
   if (opts.data) env.TAPE_DATA = opts.data
   if (opts.script !== undefined) {
     const dir = tempDir("script")
@@ -113,6 +118,11 @@ export const screenshotPath = (name: string): string => {
 /** A phone, as the issue's screenshots were taken. */
 export const MOBILE = { width: 390, height: 844 } as const
 export const LONG = 60_000
+/** The two sizes a feature is tried at where the layout matters. */
+export const SIZES = [
+  { name: "desktop", mobile: false },
+  { name: "mobile", mobile: true }
+] as const
 
 export interface Suite {
   /** A browser test: on failure every page of it is saved as FAILED-<test>-<n>.png, with its servers' output. */
@@ -255,3 +265,69 @@ export const twoExchanges = async (suite: Suite): Promise<{ readonly server: Run
   await waitCompleted(page, 1, "Beta answer")
   return { server, page }
 }
+
+/** Routes the page's websocket through the test, which can hold back `events` frames (acks and the rest pass). */
+export const holdableSocket = async (page: Page) => {
+  let holding = false
+  const held: Array<string> = []
+  const waiters: Array<() => void> = []
+  let client: WebSocketRoute | null = null
+  await page.routeWebSocket(/\/ws/, (ws) => {
+    const server = ws.connectToServer()
+    ws.onMessage((m) => server.send(m))
+    server.onMessage((m) => {
+      if (holding && typeof m === "string" && m.startsWith('{"type":"events"')) {
+        held.push(m)
+        for (const w of waiters.splice(0)) w()
+      } else ws.send(m)
+    })
+    client = ws
+  })
+  return {
+    hold: () => {
+      holding = true
+    },
+    release: () => {
+      holding = false
+      for (const m of held.splice(0)) client?.send(m)
+    },
+    /** Resolves once a held frame contains `text` (the server did it; the page has not heard yet). */
+    heldUntil: async (text: string) => {
+      while (!held.some((m) => m.includes(text))) await new Promise<void>((wake) => waiters.push(wake))
+    }
+  }
+}
+
+/** The text of the last user message of an OpenAI-style request body (content a string or text parts). */
+export const lastUserText = (body: Record<string, unknown>): string => {
+  const messages = Array.isArray(body["messages"]) ? body["messages"] : []
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m: unknown = messages[i]
+    if (typeof m !== "object" || m === null || !("role" in m) || m.role !== "user" || !("content" in m)) continue
+    const c = m.content
+    if (typeof c === "string") return c
+    if (Array.isArray(c)) return c.map((p: unknown) => (typeof p === "object" && p !== null && "text" in p && typeof p.text === "string" ? p.text : "")).join("")
+  }
+  return ""
+}
+
+/**
+ * A fake OpenAI-compatible provider for the real server (`LLM_BASE_URL=<url>/v1`), in the test's own process: request
+ * n is answered by `reply(n, body)` — a reply text streamed in the provider's documented format, or an HTTP error.
+ * By default it answers "You said: <the last user message>", so each branch of a conversation answers its own text.
+ */
+export const fakeModel = (
+  reply: (n: number, body: Record<string, unknown>) => { readonly text: string } | { readonly status: number; readonly error: string } = (_, body) => ({
+    text: `You said: ${lastUserText(body).trim()}`
+  })
+): FakeProvider =>
+  startFake((n, body) => {
+    const r = reply(n, body)
+    if ("status" in r) {
+      return { status: r.status, headers: { "content-type": "application/json" }, steps: [{ write: JSON.stringify({ error: { message: r.error, type: "invalid_request_error" } }) }] }
+    }
+    return { steps: [{ write: openAiEvents(renderReply(r.text, []), { chunkChars: 6, usage: { input: 10, output: 5 } }) }] }
+  })
+
+/** The server environment that makes `fake` the default model (named `model`), with the built-in model as a second choice. */
+export const fakeModelEnv = (fake: FakeProvider, model = "fake-model"): Record<string, string> => ({ LLM_BASE_URL: `${fake.url}/v1`, LLM_MODEL: model })

@@ -4,7 +4,7 @@
  */
 import type { CallState } from "../../../src/domain/reducers/commands.ts"
 import type { AssistantItem, LoopStoppedItem, QueuedMessage, UserItem } from "../../../src/domain/reducers/messages.ts"
-import type { SessionState } from "../../../src/domain/state.ts"
+import { isBusy, type SessionState } from "../../../src/domain/state.ts"
 import { type AllowedActions, type Phase, uiView } from "../../../src/domain/projections/ui.ts"
 
 export type CallSnapshot = Readonly<CallState>
@@ -24,6 +24,14 @@ export interface ChatView {
   readonly phase: Phase
   readonly pendingApprovals: ReadonlyArray<CallSnapshot>
   readonly actions: AllowedActions
+  /** The turn `retry_turn` may run again now (the last reply, when nothing runs and no message followed it), or null. */
+  readonly retryTurn: string | null
+  /** Turns that were run again: their replies and tool calls left the model's memory (the chat keeps them). */
+  readonly retried: ReadonlySet<string>
+  /** Turns that asked for tool calls. */
+  readonly turnsWithCalls: ReadonlySet<string>
+  /** The model this session picked (ModelChosen), or null for the server's default. */
+  readonly model: string | null
 }
 
 /** Builds ChatViews of one session, reusing entries whose rev did not change. Call `clear` when the session changes. */
@@ -56,15 +64,19 @@ export class ChatBuilder {
   build(state: SessionState): ChatView {
     const ui = uiView(state)
     const entries: Array<ChatEntry> = []
+    const retried = new Set<string>()
+    const turnsWithCalls = new Set<string>()
     for (const item of ui.items) {
       switch (item.kind) {
         case "user":
           entries.push(this.entry(`u:${item.messageId}`, 0, (key) => ({ ...item, key })))
           break
         case "assistant":
+          if (item.retriedBy !== null) retried.add(item.turnId)
           entries.push(this.entry(`a:${item.turnId}`, item.rev, (key) => ({ ...item, key })))
           break
         case "tool_call": {
+          turnsWithCalls.add(item.turnId)
           const c = ui.calls.get(item.callId)
           if (c) entries.push(this.entry(`c:${item.callId}`, c.rev, (key) => ({ kind: "tool_call", key, call: this.call(c) })))
           break
@@ -86,7 +98,19 @@ export class ChatBuilder {
       queue: [...ui.queue],
       phase: ui.phase,
       pendingApprovals: ui.pendingApprovals.map((c) => this.call(c)),
-      actions: ui.actions
+      actions: ui.actions,
+      retryTurn: retryable(state),
+      retried,
+      turnsWithCalls,
+      model: state.counters.model
     }
   }
+}
+
+/** The rule of `retry_turn` (DESIGN.md §2, rule 8) as the chat offers it: the last reply, when idle, with no message after it. */
+const retryable = (state: SessionState): string | null => {
+  const last = state.interrupts.lastTurn
+  if (last === null || last.end === "streaming" || isBusy(state)) return null
+  const items = state.messages.items
+  return items[items.length - 1]?.kind === "user" ? null : last.turnId
 }

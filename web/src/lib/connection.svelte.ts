@@ -1,13 +1,16 @@
 /**
  * The client's one owner of server state: the websocket (hello, catch-up, live events, commands with ack/nack),
- * the HTTP calls, the shown session and its tape, the notices, which `user:` actors are this page, and the
- * browser history of sessions. Components read these fields and call the methods; nothing else writes.
+ * the HTTP calls, the shown session and its tape (or a draft: a new chat that exists on the server only once its
+ * first message is sent), the notices, which `user:` actors are this page, the sessions list and its search, the
+ * branches of the shown messages, the tool catalogue and the browser history of sessions. Components read these
+ * fields and call the methods; nothing else writes.
  */
 import { Schema } from "effect"
 import type { Command } from "../../../src/domain/Command.ts"
 import { Hello } from "../../../src/server/Protocol.ts"
 import type { SessionSummary } from "../../../src/domain/projections/summaryTypes.ts"
-import { type Api, api, ApiError, type Endpoint, endpointOf, type ModelInfo, socketUrl } from "./api.ts"
+import { type Api, api, ApiError, type Endpoint, endpointOf, type ModelInfo, type RenderedPrompt, socketUrl, type ToolCatalogue } from "./api.ts"
+import { BranchIndex } from "./branches.svelte.ts"
 import type { Me } from "./actors.ts"
 import { humanError } from "./errors.ts"
 import { type CommandResult, Link, type LinkStatus } from "./link.ts"
@@ -28,7 +31,18 @@ const SESSIONS_REFRESH_MS = 10_000
 const MAX_ME = 64
 const ME_KEY = "agent-tape:me"
 /** Commands whose append always holds an event by the sender, so the acked seq names who the sender is. */
-const SIGNED: ReadonlySet<Command["type"]> = new Set(["send_message", "approve", "reject", "interrupt", "cancel_queued"])
+const SIGNED: ReadonlySet<Command["type"]> = new Set(["send_message", "approve", "reject", "interrupt", "cancel_queued", "rename", "choose_model"])
+/** Rendered requests kept for the memory tab (each is one HTTP call and a few KB). */
+const MAX_PROMPTS = 16
+
+/** What became of a request to delete a session. */
+export type DeleteResult = { readonly ok: true } | { readonly ok: false; readonly busy: boolean; readonly message: string }
+
+/** The search of the sessions list: what was asked, and the sessions found (null until answered). */
+export interface SessionSearch {
+  readonly q: string
+  readonly results: ReadonlyArray<SessionSummary> | null
+}
 
 /** How a session change enters the browser history: a new entry (Back returns), the same entry, or none (Back/Forward itself). */
 type HistoryMode = "push" | "replace" | "none"
@@ -57,14 +71,23 @@ export class Connection {
   me = $state.raw<Me>(new Set())
   /** A session the server said does not exist (the shown one, when it is the same id). */
   missing = $state<string | null>(null)
+  /** A new chat is shown that the server does not have yet: its first message creates it (no empty sessions). */
+  draft = $state(false)
+  /** The model picked in a draft, chosen on the session when it is created. */
+  draftModel = $state<string | null>(null)
+  /** The tool catalogue and MCP servers (`/api/tools`), as last fetched. */
+  tools = $state.raw<ToolCatalogue | null>(null)
+  /** The sessions list's search, when one is typed. */
+  search = $state.raw<SessionSearch | null>(null)
 
   readonly tape = new Tape()
   readonly travel = new Travel(this.tape)
+  readonly branches: BranchIndex
   private readonly http: Api
   private readonly link: Link
-  /** A hello with `session: null` was sent and its welcome (with the new id) is awaited. */
-  private creating = false
   private decided = false
+  private readonly prompts = new Map<string, Promise<RenderedPrompt>>()
+  private toolsRequest: Promise<void> | null = null
   private noticeId = 0
   private refreshTimer: number | null = null
   /** Acked seqs of this tab's commands whose events have not arrived yet. */
@@ -72,6 +95,7 @@ export class Connection {
 
   constructor(private readonly endpoint: Endpoint) {
     this.http = api(endpoint)
+    this.branches = new BranchIndex(this.http)
     this.me = loadMe()
     this.link = new Link(
       {
@@ -87,16 +111,12 @@ export class Connection {
           this.status = status
           this.attempt = attempt
         },
-        open: () => this.helloCurrent(),
+        open: () => {
+          this.helloCurrent()
+          // The catalogue could not be read while the server was away: the cards' sources and the edit check need it.
+          if (this.tools === null) void this.loadTools()
+        },
         welcome: (w) => {
-          if (this.creating && this.tape.session === null) {
-            this.creating = false
-            this.tape.reset(w.session)
-            this.tape.expect(w.head)
-            this.writeHash(w.session, "replace")
-            void this.refreshSessions()
-            return
-          }
           if (w.session !== this.tape.session) return
           if (this.missing === w.session) this.missing = null
           this.tape.expect(w.head)
@@ -112,6 +132,8 @@ export class Connection {
           const r = this.tape.apply(f.events)
           if (r.gapAfter !== null) this.link.hello(f.session, r.gapAfter)
           if (this.signed.length > 0) this.learnMe()
+          // A new message (or the tape's start) may have branches: a message's siblings are other sessions.
+          if (f.events.some((e) => e.type === "UserMessageAdded" || e.type === "SessionCreated")) this.syncBranches()
         },
         error: (code, message) => {
           // The answer to a hello for an id the server does not have; a welcome for it later clears it.
@@ -128,15 +150,18 @@ export class Connection {
     // Back and Forward move between sessions: the history entry is already there, so none is written.
     window.addEventListener("hashchange", () => {
       const s = sessionFromHash(location.hash)
-      if (s !== null && s !== this.tape.session) this.show(s, "none")
+      if (s === null ? !this.draft : s !== this.tape.session) this.show(s, "none")
     })
     this.refreshTimer = window.setInterval(() => {
-      if (document.visibilityState === "visible") void this.refreshSessions()
+      if (document.visibilityState !== "visible") return
+      void this.refreshSessions()
+      this.syncBranches(true)
     }, SESSIONS_REFRESH_MS)
     void this.http.info().then(
       (info) => (this.info = info),
       () => undefined
     )
+    void this.loadTools()
     void this.pickInitial()
   }
 
@@ -160,17 +185,18 @@ export class Connection {
   private helloCurrent(): void {
     if (!this.decided) return
     if (this.tape.session !== null) this.link.hello(this.tape.session, this.tape.head)
-    else if (this.creating) this.link.hello(null, 0)
   }
 
-  /** Shows a session (null: create one through the socket); a person's switch is a new history entry. */
+  /** Shows a session, or (null) a draft: a new chat the first message creates. A person's switch is a new history entry. */
   show(session: string | null, history: HistoryMode = "push"): void {
     this.decided = true
     this.travel.live()
     this.tape.reset(session)
     this.signed = []
-    this.creating = session === null
-    if (session !== null) this.writeHash(session, history)
+    this.draft = session === null
+    this.draftModel = null
+    this.branches.sets = new Map()
+    this.writeHash(session, history)
     // A link no hello could carry (empty, too long) is answered here, as the server answers an unknown id.
     if (session !== null && !isSessionId(session)) this.missing = session
     else this.helloCurrent()
@@ -183,21 +209,74 @@ export class Connection {
   async refreshSessions(): Promise<ReadonlyArray<SessionSummary>> {
     try {
       this.sessions = await this.http.sessions()
+      this.branches.learn(this.sessions)
     } catch (e) {
       if (this.status === "connected") this.notify("error", this.messageOf(e))
     }
+    const search = this.search
+    if (search !== null) void this.searchSessions(search.q)
     return this.sessions
   }
 
-  /** Sends a command for the shown session. The caller shows a refusal where it belongs (see `act` for a notice). */
+  /** Searches the sessions by title and by what a user wrote; an empty text ends the search. */
+  async searchSessions(q: string): Promise<void> {
+    const text = q.trim()
+    if (text === "") {
+      this.search = null
+      return
+    }
+    if (this.search?.q !== text) this.search = { q: text, results: null }
+    try {
+      const results = await this.http.sessions({ q: text })
+      this.branches.learn(results)
+      // A later search (the person kept typing) owns the list.
+      if (this.search?.q === text) this.search = { q: text, results }
+    } catch (e) {
+      if (this.search?.q === text) this.search = { q: text, results: [] }
+      this.notify("error", this.messageOf(e))
+    }
+  }
+
+  /**
+   * Sends a command for the shown session. In a draft, a message first creates the session (and chooses the model
+   * picked in the draft), so a new chat exists on the server only once something is said in it. The caller shows a
+   * refusal where it belongs (see `act` for a notice).
+   */
   async send(command: Command): Promise<CommandResult> {
+    if (this.draft && command.type === "send_message") return this.sendFirst(command)
+    if (this.draft && command.type === "choose_model") {
+      this.draftModel = command.model
+      return { ok: true, seq: 0 }
+    }
     const session = this.tape.session
     if (session === null) return { ok: false, code: "no_session", message: "no session is open" }
+    return this.sendTo(session, command)
+  }
+
+  /** Sends a command for any session (rename, stop, delete from the list); signed ones teach who "you" are. */
+  async sendTo(session: string, command: Command): Promise<CommandResult> {
     const r = await this.link.command(session, command)
     if (r.ok && SIGNED.has(command.type) && session === this.tape.session) {
       this.signed.push({ session, seq: r.seq })
       this.learnMe()
     }
+    return r
+  }
+
+  private async sendFirst(command: Extract<Command, { type: "send_message" }>): Promise<CommandResult> {
+    if (!this.online) return { ok: false, code: "disconnected", message: "not connected to the server" }
+    const model = this.draftModel
+    let id: string
+    try {
+      id = await this.http.create()
+    } catch (e) {
+      return refusalOf(e)
+    }
+    // The draft's history entry becomes the session's: Back goes where it went before "+ New".
+    if (this.draft) this.show(id, "replace")
+    if (model !== null) await this.sendTo(id, { type: "choose_model", model })
+    const r = await this.sendTo(id, command)
+    void this.refreshSessions()
     return r
   }
 
@@ -211,13 +290,110 @@ export class Connection {
     return r
   }
 
-  /** Creates a session and shows it; answers whether it worked (a failure is a notice). */
+  /** Shows a new chat (a draft: created on the server by its first message); answers whether it is shown. */
   async newSession(): Promise<boolean> {
-    return this.guard(async () => {
-      const id = await this.http.create()
+    if (!this.draft) this.show(null)
+    return true
+  }
+
+  /**
+   * Edits the user message at `seq` of the shown session and sends it again: a fork just before it (of the session
+   * that first wrote that prefix, so every alternative of the message is a fork of one root) gets the new text.
+   * Nothing is lost: the old line stays its own session, and the new one is shown.
+   */
+  async editMessage(seq: number, text: string): Promise<CommandResult> {
+    const session = this.tape.session
+    if (session === null) return { ok: false, code: "no_session", message: "no session is open" }
+    if (text.trim() === "") return { ok: false, code: "empty_message", message: "a message needs some text" }
+    const at = seq - 1
+    try {
+      const root = (await this.branches.rootOf(session, at)).root
+      let id: string
+      try {
+        id = await this.http.fork(root, at)
+      } catch (e) {
+        // The root went away meanwhile: the shown session has the same prefix.
+        if (!(e instanceof ApiError && e.code === "unknown_session") || root === session) throw e
+        this.branches.gone(root)
+        id = await this.http.fork(session, at)
+      }
+      this.branches.forget(root)
+      this.branches.forget(session)
       this.show(id)
-      await this.refreshSessions()
+      const r = await this.sendTo(id, { type: "send_message", text })
+      // A first message gives a new chat its title; a branch of it is named after its own first message.
+      if (r.ok && at === 1) await this.sendTo(id, { type: "rename", title: `${text.replace(/\s+/g, " ").trim().slice(0, 60)} (fork @1)` })
+      void this.refreshSessions()
+      return r
+    } catch (e) {
+      return refusalOf(e)
+    }
+  }
+
+  /** Renames any session. */
+  rename(session: string, title: string): Promise<CommandResult> {
+    return this.sendTo(session, { type: "rename", title }).then((r) => {
+      if (r.ok) void this.refreshSessions()
+      return r
     })
+  }
+
+  /**
+   * Deletes a session for good (its forks and imports keep their copies). A running one is refused as busy: the
+   * caller may offer to stop it first (`stopSession`). The shown one gives way to the newest other session.
+   */
+  async deleteSession(session: string): Promise<DeleteResult> {
+    try {
+      await this.http.remove(session)
+    } catch (e) {
+      const busy = e instanceof ApiError && e.code === "busy"
+      return { ok: false, busy, message: busy ? "It is running or waiting for an approval." : this.messageOf(e) }
+    }
+    this.branches.gone(session)
+    this.sessions = this.sessions.filter((s) => s.session !== session)
+    const search = this.search
+    if (search?.results) this.search = { q: search.q, results: search.results.filter((s) => s.session !== session) }
+    if (session === this.tape.session) this.show(this.sessions[0]?.session ?? null, "replace")
+    void this.refreshSessions()
+    return { ok: true }
+  }
+
+  /** Stops whatever runs in a session (any session, not only the shown one); nothing running counts as done. */
+  async stopSession(session: string): Promise<CommandResult> {
+    const r = await this.sendTo(session, { type: "interrupt", reason: "stopped by the user to delete the session" })
+    return !r.ok && r.code === "nothing_to_interrupt" ? { ok: true, seq: 0 } : r
+  }
+
+  /** Fetches the tool catalogue again (the tools panel does on open: MCP servers change state). */
+  loadTools(): Promise<void> {
+    // One request at a time: start, a reconnect and the panel may all ask at once.
+    this.toolsRequest ??= this.http.tools().then(
+      (tools) => {
+        this.tools = tools
+      },
+      (e: unknown) => {
+        if (this.tools === null && this.status === "connected") this.notify("error", this.messageOf(e))
+      }
+    ).finally(() => (this.toolsRequest = null))
+    return this.toolsRequest
+  }
+
+  /** The request the turn at `seq` of `session` sent, rendered by the server; one fetch per turn (`key`). */
+  prompt(session: string, seq: number, key: string): Promise<RenderedPrompt> {
+    const id = `${session}\u0000${key}`
+    const hit = this.prompts.get(id)
+    if (hit) return hit
+    const p = this.http.prompt(session, seq)
+    this.prompts.set(id, p)
+    // A failed fetch is not kept: the next look asks again.
+    p.catch(() => this.prompts.delete(id))
+    if (this.prompts.size > MAX_PROMPTS) this.prompts.delete(this.prompts.keys().next().value ?? id)
+    return p
+  }
+
+  /** Recomputes the shown messages' branches (and with `refresh`, asks for the roots' forks again). */
+  syncBranches(refresh = false): void {
+    void this.branches.sync(this.tape.session, this.tape.log.state, refresh)
   }
 
   async importFile(file: File): Promise<void> {
@@ -234,6 +410,7 @@ export class Connection {
     if (session === null) return
     await this.guard(async () => {
       const id = await this.http.fork(session, seq)
+      this.branches.forget(session)
       this.show(id)
       await this.refreshSessions()
       this.notify("info", `Forked at event ${seq}.`)
@@ -308,14 +485,19 @@ export class Connection {
     }
   }
 
-  private writeHash(session: string, mode: HistoryMode): void {
-    const hash = `#session=${encodeURIComponent(session)}`
+  /** The page's hash names the shown session (none for a draft). */
+  private writeHash(session: string | null, mode: HistoryMode): void {
+    const hash = session === null ? "" : `#session=${encodeURIComponent(session)}`
     if (mode === "none" || location.hash === hash) return
     const url = `${location.pathname}${location.search}${hash}`
     if (mode === "push") history.pushState(null, "", url)
     else history.replaceState(null, "", url)
   }
 }
+
+/** A failed HTTP call as a command's refusal, so callers show both one way. */
+const refusalOf = (e: unknown): CommandResult =>
+  e instanceof ApiError ? { ok: false, code: e.code, message: e.message } : { ok: false, code: "network", message: e instanceof Error ? e.message : String(e) }
 
 /** This tab's earlier client ids (sessionStorage lives as long as the tab, across reloads); anything odd is ignored. */
 const loadMe = (): Me => {

@@ -8,6 +8,10 @@ export const plural = (n: number, one: string, many = `${one}s`): string => `${n
 export const modelLabel = (model: string): string =>
   model === "offline" ? "built-in model" : model === "scripted" ? "scripted model" : model
 
+/** Where a tool comes from, in words: `builtin`, `config`, `mcp:<server>` (DESIGN.md §5, `/api/tools`). */
+export const sourceLabel = (source: string): string =>
+  source === "builtin" ? "built-in" : source === "config" ? "your config" : source.startsWith("mcp:") ? `MCP: ${source.slice(4)}` : source
+
 const clip = (s: string, n = 80): string => {
   const one = s.replace(/\s+/g, " ").trim()
   return one.length > n ? `${one.slice(0, n - 1)}…` : one

@@ -14,15 +14,22 @@ const kinds: ReadonlyMap<string, string> = new Map([
   ["string", "text"],
   ["number", "a number"],
   ["boolean", "true or false"],
-  ["an integer", "a whole number"]
+  ["an integer", "a whole number"],
+  ["integer", "a whole number"],
+  ["object", "an object ({ … })"],
+  ["array", "a list ([ … ])"],
+  ["null", "null"]
 ])
+
+/** What a value should be, in words: "text", "a whole number", … (JSON Schema and Effect Schema type names alike). */
+export const kindWord = (type: string): string => kinds.get(type) ?? type
 
 /** One "path: problem" part of the server's schema errors, reworded ("code: expected string" → "code: should be text"). */
 const part = (text: string): string => {
   const m = /^(.*?): (expected (.+)|is unexpected|is missing)$/s.exec(text.trim())
   if (m === null) return text.trim()
   const [, where = "", problem = "", want] = m
-  if (want !== undefined) return `${where}: should be ${kinds.get(want) ?? want}`
+  if (want !== undefined) return `${where}: should be ${kindWord(want)}`
   return `${where}: ${problem === "is missing" ? "is missing (it is required)" : "is not one of its arguments"}`
 }
 
@@ -72,6 +79,16 @@ export const humanError = (code: string, message: string): string => {
       return sentence(`That file is not a valid tape: ${humanSchemaError(message).slice(0, 300)}`)
     case "too_large":
       return sentence(`That file is too large: ${message}`)
+    case "not_last_turn":
+      return "Only the last reply can be run again, and only before a new message follows it."
+    case "busy":
+      return "The session is busy (a reply streams, or a tool call runs or waits for approval); try again when it is idle."
+    case "empty_title":
+      return "A title needs some text."
+    case "unknown_model":
+      return "That model is not one of this server's choices; pick one from the list."
+    case "render_failed":
+      return sentence(`The server could not render the request for this turn: ${message.slice(0, 200)}`)
     case "store_error":
       return sentence(`The server could not read or save the session: ${message}`)
     case "bad_frame":

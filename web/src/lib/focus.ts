@@ -9,6 +9,14 @@ export const focusComposer = (): void => {
   document.getElementById(COMPOSER_ID)?.focus()
 }
 
+/** A touch screen: focusing a text box there pops up the keyboard, so typing focus is left to the person. */
+export const isTouch = (): boolean => window.matchMedia("(pointer: coarse)").matches
+
+/** Focus for typing in a new chat (after "+ New"), except on a touch screen. */
+export const focusForTyping = (): void => {
+  if (!isTouch()) focusComposer()
+}
+
 /** After deciding `callId`: the Approve button of the next pending card (in chat order), else the composer. */
 export const focusAfterDecision = (callId: string): void => {
   const cards = document.querySelectorAll<HTMLElement>('[data-testid="tool-card"][data-status="pending"]')
