@@ -385,6 +385,23 @@ describe("SessionWriter", () => {
       expect(fold("x", out.tape).commands.calls.get("call-5")?.status).toBe("pending")
     })
 
+    test("a copy of a renamed session keeps its own marked title (the copied rename does not override it)", async () => {
+      const tape = loadTape("plain-chat")
+      const last = tape[tape.length - 1]!
+      const renamed: ReadonlyArray<Envelope> = [...tape, { session: last.session, seq: last.seq + 1, at: last.at, by: "user:alice", type: "SessionRenamed", title: "My chat" }]
+      const out = await runWriter(
+        Effect.gen(function* () {
+          const writer = yield* SessionWriter
+          const store = yield* EventStore
+          const imported = yield* writer.adopt(renamed, { reason: "import" })
+          const forked = yield* writer.adopt(renamed, { reason: "fork", forkedFrom: { session: "plain-chat", seq: renamed.length } })
+          const titleOf = (id: string) => Effect.map(store.summary(id), (s) => Option.getOrNull(s)?.title)
+          return { imported: yield* titleOf(imported), forked: yield* titleOf(forked) }
+        })
+      )
+      expect(out).toEqual({ imported: "My chat (imported)", forked: `My chat (fork @${renamed.length})` })
+    })
+
     test("a forged tape is refused with the event and the reason, and nothing is stored", async () => {
       const forged = approvedElsewhere().map((e) => (e.type === "ToolCallApproved" ? { ...e, by: "policy:admin" } : e))
       const out = await runWriter(

@@ -36,9 +36,11 @@ const actorOk = (e: Envelope): boolean => {
     case "QueuedMessageCancelled":
     case "InterruptRequested":
     case "ToolCallRejected":
-    case "SessionRenamed":
     case "ModelChosen":
       return k === "user"
+    case "SessionRenamed":
+      // A user's rename, or the title a copy (fork, import) gives itself over a copied rename.
+      return k === "user" || k === "system"
     case "QueuedMessagesFlushed":
     case "TurnStarted":
     case "ToolCallReopened":

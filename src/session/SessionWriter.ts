@@ -415,7 +415,10 @@ export const make = Effect.gen(function* () {
     const state = strict.state
     // Closing what was open is part of the same one append: no moment exists where the copied prefix is stored open.
     const closing = decide(state, { type: "close_open", reason: opts.reason, approved: "reopen", settle: false }, "system", ctx)
-    const drafts = Either.getOrElse(closing, () => [])
+    const closes = Either.getOrElse(closing, () => [])
+    // A rename in the copied tape would override the copy's marked title: the copy's own rename comes last.
+    const renamed = copied.some((e) => e.type === "SessionRenamed")
+    const drafts: ReadonlyArray<Draft> = renamed ? [...closes, { type: "SessionRenamed", title, by: "system" }] : closes
     const now = yield* Clock.currentTimeMillis
     const at = Math.max(now, copied[copied.length - 1]!.at)
     const closed = drafts.map((d, i) => envelopeOf(d, session, copied.length + i + 1, at))
