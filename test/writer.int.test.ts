@@ -615,6 +615,34 @@ for (const { name, pair } of sharedStores) describe(`two writers of one session 
     expect(gapless(out.tape)).toBe(true)
   })
 
+  // Found by the chaos test: a worker's writer, behind the store, refused the ToolExecutionStarted of a call it had not
+  // seen approved ("it is unknown"), and the call stayed approved forever with nothing to run it. A refusal cannot
+  // conflict the way an append does, so it must be decided on the store's head too.
+  test("a refusal is decided on the store's head: a writer behind it approves and starts a call it had not seen", async () => {
+    const out = await twoWriters((a, b, store) =>
+      Effect.gen(function* () {
+        const session = yield* a.create()
+        // B loads the session while it is idle …
+        yield* b.inspect(session, (s) => s.head)
+        // … then A's model asks for a call (call-4, awaiting approval); B's state in memory knows nothing of it.
+        yield* a.submit(session, { type: "send_message", text: "what is 6*7?" }, alice)
+        yield* a.submit(session, { type: "model_tool_call", turnId: "turn-3", tool: "eval", args: { code: "6*7" } }, "model")
+        yield* a.submit(session, { type: "model_completed", turnId: "turn-3" }, "model")
+        const approved = yield* Effect.either(b.submit(session, { type: "approve", callId: "call-4" }, alice))
+        // Now A is behind: it still sees the call pending when a runner reports its start.
+        const started = yield* Effect.either(a.submit(session, { type: "tool_started", callId: "call-4" }, "tool"))
+        return {
+          approved: Either.isRight(approved) ? approved.right.events.map((e) => e.type) : codeOf(approved),
+          started: Either.isRight(started) ? started.right.events.map((e) => e.type) : codeOf(started),
+          tape: yield* store.read(session, 0)
+        }
+      })
+    )
+    expect(out.approved).toEqual(["ToolCallApproved"])
+    expect(out.started).toEqual(["ToolExecutionStarted"])
+    expect(gapless(out.tape)).toBe(true)
+  })
+
   test("concurrent commands from both writers: every message once, gapless", async () => {
     const out = await twoWriters((a, b, store) =>
       Effect.gen(function* () {

@@ -194,6 +194,10 @@ export const make = Effect.gen(function* () {
         appended.push(...events)
         results.push(Either.right({ head: entry.state.head, events }))
       }
+      // A refusal must be decided on the store's head like an append, but unlike an append it cannot conflict: when
+      // another process appended meanwhile (PostgreSQL), treat it as a conflict, so the batch is decided again on the
+      // tape as stored (a call this writer had not seen approved is not "unknown").
+      if (results.some(Either.isLeft) && (yield* store.head(session)) !== base) return false
       if (appended.length > 0) {
         const ok = yield* store.append(session, base, appended, summaryView(entry.state)).pipe(
           Effect.as(true),
