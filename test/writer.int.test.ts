@@ -473,6 +473,38 @@ describe("SessionWriter", () => {
     expect(logs.some((l) => l.startsWith("ERROR") && l.includes("append to"))).toBe(true)
   })
 
+  // Found by the chaos test: a COMMIT cut off by the network was a defect of @effect/sql, and a defect lost a turn's
+  // reports without ending it. Whatever fails a batch, the turns it lost reports of end.
+  test("a write that dies (a defect, not a StoreError) still ends the turn it lost reports of", async () => {
+    let dying = false
+    const dies = (store: EventStoreShape) =>
+      Effect.succeed<EventStoreShape>({
+        ...store,
+        append: (s, h, e, sum) => (dying ? Effect.die(new Error("COMMIT on a dropped connection")) : store.append(s, h, e, sum))
+      })
+    const out = await runWith(
+      dies,
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const store = yield* EventStore
+        const session = yield* writer.create()
+        yield* writer.submit(session, { type: "send_message", text: "hi" }, alice)
+        dying = true
+        const completed = yield* Effect.either(writer.submit(session, { type: "model_completed", turnId: "turn-3" }, "model"))
+        dying = false
+        const tape = yield* store.read(session, 0).pipe(
+          Effect.delay("20 millis"),
+          Effect.repeat({ until: (t) => t.some((e) => e.type === "TurnFailed") }),
+          Effect.timeout("10 seconds")
+        )
+        return { completed: codeOf(completed), tape }
+      })
+    )
+    expect(out.completed).toBe("internal")
+    expect(out.tape.at(-1)).toMatchObject({ type: "TurnFailed", turnId: "turn-3", by: "system", retryable: true })
+    expect(gapless(out.tape)).toBe(true)
+  })
+
   test("ack.seq is the head right after the command's events, and they are stored when the ack arrives", async () => {
     const out = await runWriter(
       Effect.gen(function* () {

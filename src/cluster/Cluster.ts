@@ -9,6 +9,7 @@ import { Bus } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { EventStore } from "../store/EventStore.ts"
 import { COMMIT_CHANNEL } from "../store/pg.ts"
+import { transaction } from "../store/sql.ts"
 import { CALLS_PER_SESSION, executeCall, storedCall } from "../tools/ToolRunner.ts"
 import { DB_NOW_MS, Leases, type LeasesShape } from "./Leases.ts"
 
@@ -104,7 +105,8 @@ export const runReaper = Effect.gen(function* () {
  */
 export const claimNext = (sql: SqlClient.SqlClient, leases: LeasesShape) => {
   const now = sql.literal(DB_NOW_MS)
-  return sql.withTransaction(
+  return transaction(
+    sql,
     Effect.gen(function* () {
       const rows = yield* sql<{ session: string; call_id: string; approved_seq: number }>`
         UPDATE tool_jobs SET status = 'claimed', owner = ${leases.owner}, expires_at = ${now} + ${leases.leaseMs}

@@ -220,10 +220,11 @@ export const make = Effect.gen(function* () {
     })
 
   /**
-   * The store refused a batch: its reports are lost, so the turns and calls they were about must end on the tape
-   * (rule: every turn ends). Retried until the store accepts the closing event, or the turn or call is closed anyway.
+   * A batch failed (the store refused it, or a defect): its reports are lost, so the turns and calls they were about
+   * must end on the tape (rule: every turn ends). `why` says what failed. Retried until the store accepts the closing
+   * event, or the turn or call is closed anyway.
    */
-  const repair = (session: string, batch: ReadonlyArray<Pending>, error: StoreError) =>
+  const repair = (session: string, batch: ReadonlyArray<Pending>, why: string) =>
     Effect.gen(function* () {
       const turns = new Set<string>()
       const calls = new Set<string>()
@@ -232,7 +233,6 @@ export const make = Effect.gen(function* () {
         if (input.type === "model_delta" || input.type === "model_tool_call" || input.type === "model_completed" || input.type === "model_failed") turns.add(input.turnId)
         else if (input.type === "tool_succeeded" || input.type === "tool_failed" || input.type === "tool_cancelled") calls.add(input.callId)
       }
-      const why = `the store refused a write (${shortCause(error.message)})`
       const closing: Array<Input> = [
         ...[...turns].map((turnId): Input => ({ type: "model_failed", turnId, error: `${why}; the reply may be incomplete`, retryable: true })),
         ...[...calls].map((callId): Input => ({ type: "abandon_call", callId, reason: `${why}; its result was lost` }))
@@ -270,12 +270,13 @@ export const make = Effect.gen(function* () {
             const error = failure.value
             yield* Effect.logError(`append to ${session} failed; ${batch.length} input(s) not applied`, error)
             for (const p of batch) if (p.done) yield* Deferred.fail(p.done, error)
-            yield* repair(session, batch, error)
+            yield* repair(session, batch, `the store refused a write (${shortCause(error.message)})`)
           } else {
-            // A defect (a bug): each input gets an answer, the writer goes on.
+            // A defect (a bug): each input gets an answer, the turns and calls it lost reports of end, the writer goes on.
             const detail = shortCause(Cause.squash(result.cause))
             yield* Effect.logError(`writer of ${session} failed a batch: ${detail}`)
             for (const p of batch) if (p.done) yield* Deferred.fail(p.done, internal(p.input, detail))
+            yield* repair(session, batch, `the server failed on a write (${detail})`)
           }
           return
         }
