@@ -5,12 +5,12 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { Clock, Duration, Effect, Redacted, Schedule, Stream } from "effect"
-import { Bus } from "../session/Bus.ts"
+import { Bus, untilClosed } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { EventStore } from "../store/EventStore.ts"
 import { COMMIT_CHANNEL } from "../store/pg.ts"
 import { transaction } from "../store/sql.ts"
-import { CALLS_PER_SESSION, executeCall, storedCall } from "../tools/ToolRunner.ts"
+import { CALLS_PER_SESSION, closesCall, executeCall, storedCall } from "../tools/ToolRunner.ts"
 import { DB_NOW_MS, Leases, type LeasesShape } from "./Leases.ts"
 
 /** A pool for the cluster's own queries and the LISTEN connection. */
@@ -140,18 +140,12 @@ export const runWorker = (concurrency: number) =>
 
     /** The call runs until it finishes or its cancellation reaches the tape, whichever comes first. */
     const execute = (session: string, callId: string, approvedSeq: number) =>
-      Effect.raceFirst(
-        Effect.flatMap(storedCall(session, callId), (call) =>
-          call === null
-            ? Effect.logDebug(`worker: call ${callId} of ${session} is no longer approved and waiting`)
-            : executeCall(call, sql`UPDATE tool_jobs SET status = 'started' WHERE session = ${session} AND call_id = ${callId}`)
-        ),
-        bus.subscribe(session, approvedSeq).pipe(
-          Stream.filter((e) => e.type === "ToolExecutionCancelled" && e.callId === callId),
-          Stream.runHead,
-          Effect.asVoid
-        )
+      Effect.flatMap(storedCall(session, callId), (call) =>
+        call === null
+          ? Effect.logDebug(`worker: call ${callId} of ${session} is no longer approved and waiting`)
+          : executeCall(call, sql`UPDATE tool_jobs SET status = 'started' WHERE session = ${session} AND call_id = ${callId}`)
       ).pipe(
+        untilClosed(bus, session, approvedSeq, closesCall(callId)),
         Effect.catchAll((e) => Effect.logDebug(`worker: call ${callId} of ${session}: ${e.message}`)),
         Effect.ensuring(Effect.ignore(sql`DELETE FROM tool_jobs WHERE session = ${session} AND call_id = ${callId} AND owner = ${leases.owner}`))
       )

@@ -13,7 +13,7 @@ import * as LlmRunner from "../../src/llm/LlmRunner.ts"
 import type { OfflineEndpointService, Script } from "../../src/llm/offline.ts"
 import * as Bus from "../../src/session/Bus.ts"
 import * as SessionWriter from "../../src/session/SessionWriter.ts"
-import { EventStore } from "../../src/store/EventStore.ts"
+import { EventStore, type EventStoreShape } from "../../src/store/EventStore.ts"
 import { layerMemory } from "../../src/store/memory.ts"
 import * as Leases from "../../src/cluster/Leases.ts"
 import { ToolCatalogue } from "../../src/tools/catalogue.ts"
@@ -38,6 +38,10 @@ export interface Pipeline {
   readonly writer: SessionWriter.SessionWriterShape
   /** The in-process model endpoint: requests and closes with `performance.now()` timestamps. */
   readonly endpoint: OfflineEndpointService
+  /** The store, for a second writer over it (another process of a cluster). */
+  readonly store: EventStoreShape
+  /** The Bus, to hand it what a cluster's commit feed would. */
+  readonly bus: Bus.BusShape
 }
 
 /** Builds the pipeline for `script` in the current scope (torn down, workspace removed, when it closes). */
@@ -90,7 +94,9 @@ export const makePipeline = (script: Script): Effect.Effect<Pipeline, unknown, S
       tape: (session) => eventStore.read(session, 0),
       waitFor,
       writer: w,
-      endpoint
+      endpoint,
+      store: eventStore,
+      bus
     } satisfies Pipeline
   })
 
