@@ -10,6 +10,8 @@ export interface TcpProxy {
   readonly down: () => boolean
   /** Resets every open connection and refuses new ones for `ms`; resolves when connections are accepted again. */
   readonly cut: (ms: number) => Promise<void>
+  /** Resolves when no outage is on (at once if none is). */
+  readonly whenUp: () => Promise<void>
   /** Connections reset or refused by outages so far. */
   readonly refused: () => number
   readonly stop: () => Promise<void>
@@ -46,6 +48,12 @@ export const startTcpProxy = async (targetPort: number, targetHost = "127.0.0.1"
   const address = server.address()
   const port = typeof address === "object" && address !== null ? address.port : 0
 
+  const whenUp = () =>
+    new Promise<void>((res) => {
+      const check = () => (isDown() ? setTimeout(check, Math.max(1, downUntil - Date.now())) : res())
+      check()
+    })
+
   const cut = (ms: number) => {
     downUntil = Math.max(downUntil, Date.now() + ms)
     for (const [client, upstream] of [...open]) {
@@ -55,16 +63,14 @@ export const startTcpProxy = async (targetPort: number, targetHost = "127.0.0.1"
       upstream.destroy()
     }
     open.clear()
-    return new Promise<void>((res) => {
-      const check = () => (isDown() ? setTimeout(check, Math.max(1, downUntil - Date.now())) : res())
-      check()
-    })
+    return whenUp()
   }
 
   return {
     port,
     down: isDown,
     cut,
+    whenUp,
     refused: () => refused,
     stop: () =>
       new Promise<void>((res) => {
