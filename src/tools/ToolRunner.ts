@@ -42,8 +42,24 @@ export const executeCall = <E = never, R = never>(call: CallWork, started: Effec
     const leases = yield* Leases
     const { session, callId } = call
     yield* leases.hold("call", session, callId)
+    // A failed write may still have been stored (the COMMIT went through, its answer was lost): then the retry finds
+    // the call running. Whose start that was cannot be known, so the call is not run, and it is cancelled (outcome
+    // unknown) rather than left running with no one on it.
+    let unsure = false
     yield* writer.submit(session, { type: "tool_started", callId }, "tool").pipe(
-      Effect.retry({ schedule: startRetry, while: (e) => e._tag === "StoreError" })
+      Effect.tapError((e) =>
+        Effect.sync(() => {
+          if (e._tag === "StoreError") unsure = true
+        })
+      ),
+      Effect.retry({ schedule: startRetry, while: (e) => e._tag === "StoreError" }),
+      Effect.tapError((e) =>
+        unsure && e._tag === "Rejection"
+          ? Effect.ignore(
+            writer.submit(session, { type: "abandon_call", callId, reason: "its start could not be confirmed (the store failed while it was written); it was not run" }, "system")
+          )
+          : Effect.void
+      )
     )
     yield* started
     const result = yield* Effect.either(catalogue.run(call.tool, call.args))
