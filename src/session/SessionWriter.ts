@@ -92,6 +92,15 @@ interface Entry {
 const CONFLICT_RETRIES = 40
 const BACKOFF_CAP_MS = 50
 const MAX_BATCH = 512
+/**
+ * How a repair retries while the store refuses writes: from 100 ms, doubling, at most 5 s apart, jittered, in whole
+ * milliseconds (TestClock moves to each wake-up, and a span's start must be a whole number of nanoseconds).
+ */
+const REPAIR_RETRY = Schedule.exponential(Duration.millis(100), 2).pipe(
+  Schedule.union(Schedule.spaced(Duration.seconds(5))),
+  Schedule.jittered,
+  Schedule.modifyDelay((_, delay) => Duration.millis(Math.round(Duration.toMillis(delay))))
+)
 /** Characters of an unexpected error kept in its nack and its one log line. */
 const INTERNAL_DETAIL_CHARS = 300
 
@@ -141,6 +150,8 @@ export const make = Effect.gen(function* () {
   const live = new Map<string, Entry>()
   /** Background repairs of turns and calls whose reports a failed write lost. */
   const repairs = yield* FiberSet.make<void, never>()
+  /** The turns and calls being repaired now (`session\0id`): one repair each, however many writes fail meanwhile. */
+  const repairing = new Set<string>()
   let dropped = 0
 
   const load = (session: string) =>
@@ -233,21 +244,25 @@ export const make = Effect.gen(function* () {
         if (input.type === "model_delta" || input.type === "model_tool_call" || input.type === "model_completed" || input.type === "model_failed") turns.add(input.turnId)
         else if (input.type === "tool_succeeded" || input.type === "tool_failed" || input.type === "tool_cancelled") calls.add(input.callId)
       }
-      const closing: Array<Input> = [
-        ...[...turns].map((turnId): Input => ({ type: "model_failed", turnId, error: `${why}; the reply may be incomplete`, retryable: true })),
-        ...[...calls].map((callId): Input => ({ type: "abandon_call", callId, reason: `${why}; its result was lost` }))
+      /** Each turn or call to close, with the input that closes it. */
+      const closing: Array<readonly [string, Input]> = [
+        ...[...turns].map((turnId) => [turnId, { type: "model_failed", turnId, error: `${why}; the reply may be incomplete`, retryable: true }] as const),
+        ...[...calls].map((callId) => [callId, { type: "abandon_call", callId, reason: `${why}; its result was lost` }] as const)
       ]
-      const retry = Schedule.exponential(Duration.millis(100), 2).pipe(
-        Schedule.union(Schedule.spaced(Duration.seconds(5))),
-        Schedule.jittered
-      )
-      for (const input of closing) {
+      for (const [id, input] of closing) {
+        // While the store is down, a repair's own attempts fail and every failed batch asks for a repair again: the one
+        // in flight covers them all (without this, each failed attempt started another at once, and the writer spun
+        // for as long as the outage lasted).
+        const key = `${session}\u0000${id}`
+        if (repairing.has(key)) continue
+        repairing.add(key)
         yield* FiberSet.run(
           repairs,
           submit(session, input, "system").pipe(
-            Effect.retry({ schedule: retry, while: (e) => e._tag === "StoreError" }),
+            Effect.retry({ schedule: REPAIR_RETRY, while: (e) => e._tag === "StoreError" }),
             Effect.catchAll((e) => Effect.logDebug(`repair of ${session} (${input.type}) not needed: ${e.message}`)),
-            Effect.asVoid
+            Effect.asVoid,
+            Effect.ensuring(Effect.sync(() => repairing.delete(key)))
           )
         )
       }
