@@ -9,8 +9,9 @@ import { afterAll, describe, expect, test } from "bun:test"
 import { rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Effect, Schema } from "effect"
+import { ConfigProvider, Effect, Either, Schema } from "effect"
 import { DB_NOW_MS } from "../src/cluster/Leases.ts"
+import { appConfig } from "../src/config/AppConfig.ts"
 import { foldStrict } from "../src/domain/admissible.ts"
 import { type Envelope, JsonObject } from "../src/domain/Event.ts"
 import { phaseOf } from "../src/domain/projections/ui.ts"
@@ -31,6 +32,21 @@ const SETTLE_MS = 40_000
 const SESSIONS = 8
 const WATCHERS_PER_SESSION = 2
 const LEASE_MS = "800"
+
+/** Whether this build reads variable `name`: a bad value of a variable it reads fails the configuration, naming it. */
+const reads = (name: string): boolean => {
+  const read = Effect.withConfigProvider(appConfig, ConfigProvider.fromMap(new Map([[name, "not a number"]])))
+  const result = Effect.runSync(Effect.either(read))
+  return Either.isLeft(result) && String(result.left).includes(name)
+}
+/**
+ * The provider's bounds (issue 11, finding 5), used as soon as the build has them: a stall then ends by itself in
+ * TurnFailed (no bytes for TAPE_PROVIDER_IDLE_MS) and a flood at TAPE_MAX_REPLY_BYTES. Without them a stall is ended
+ * by an interrupt once the faults stop, and a flood completes.
+ */
+const PROVIDER_BOUNDS = reads("TAPE_PROVIDER_IDLE_MS") && reads("TAPE_MAX_REPLY_BYTES")
+const IDLE_MS = 1_500
+const MAX_REPLY_BYTES = 256 * 1024
 
 /** What each message asks the endpoint for (processes playing a script play their script instead). */
 const MESSAGE_KINDS: Readonly<Record<ChaosKind, number>> = {
@@ -131,7 +147,7 @@ suite(title, () => {
     const started = Date.now()
     const random = seededRandom(SEED)
     const pick = picker(random)
-    console.log(`chaos seed: ${SEED} (CHAOS_SEED=${SEED} replays its plan; CHAOS_ROUNDS=${ROUNDS})`)
+    console.log(`chaos seed: ${SEED} (CHAOS_SEED=${SEED} replays its plan; CHAOS_ROUNDS=${ROUNDS}); provider bounds ${PROVIDER_BOUNDS ? "on" : "not in this build: stalls are interrupted at the end"}`)
     schema = await freshSchema(databaseUrl!)
     endpoint = startChaosEndpoint()
     const model = endpoint
@@ -148,7 +164,8 @@ suite(title, () => {
       TAPE_COMMANDS_PER_SECOND: "1000",
       TAPE_HTTP_ALLOW: model.allow,
       TAPE_WORKSPACE: dir,
-      BAML_LOG: "warn"
+      BAML_LOG: "warn",
+      ...(PROVIDER_BOUNDS ? { TAPE_PROVIDER_IDLE_MS: String(IDLE_MS), TAPE_MAX_REPLY_BYTES: String(MAX_REPLY_BYTES) } : {})
     }
     let spawns = 0
     /** Every process's output, kept for a failure's diagnosis. */
@@ -392,8 +409,8 @@ suite(title, () => {
     expect(wrongNacks).toEqual([])
     for (const s of slots) expect({ slot: `${s.role} ${s.index}`, running: s.proc !== null && s.proc.exitCode === null }).toEqual({ slot: `${s.role} ${s.index}`, running: true })
 
-    // Settle: every session idle or awaiting approval, and no provider request left open. A provider that stalls is
-    // ended by an interrupt (there is no idle timeout yet: TAPE_PROVIDER_IDLE_MS).
+    // Settle: every session idle or awaiting approval, and no provider request left open. A provider that stalls ends
+    // its turn by itself when the build bounds it (PROVIDER_BOUNDS); otherwise it is ended by an interrupt.
     /** The next frame any client receives, or a provider request opening or closing, or `ms` (nothing changed). */
     const nextChange = (ms: number) =>
       Promise.race([
@@ -420,7 +437,7 @@ suite(title, () => {
         unsettled.push({ session, phase, tail: tape.slice(-4).map((e) => `${e.seq} ${e.type} ${e.by}`) })
         const turn = state.interrupts.streaming
         const stalled = model.open().some((r) => r.kind === "stall" && r.tag?.startsWith(`s${k}n`))
-        if (turn !== null && stalled && !stopped.has(turn)) {
+        if (!PROVIDER_BOUNDS && turn !== null && stalled && !stopped.has(turn)) {
           const w = watchers.find((x) => x.session === session && x.alive())
           if (w) {
             stopped.add(turn)
@@ -479,6 +496,13 @@ suite(title, () => {
         if (e.type === "ToolExecutionSucceeded" || e.type === "ToolExecutionFailed" || e.type === "ToolExecutionCancelled") ends.add(e.callId)
       }
       expect([...starts].filter(([, n]) => n > 1)).toEqual([])
+      if (PROVIDER_BOUNDS) {
+        // No reply past the cap completed (a flood ends failed, with the text so far).
+        const chars = new Map<string, number>()
+        for (const e of tape) if (e.type === "AssistantDelta") chars.set(e.turnId, (chars.get(e.turnId) ?? 0) + e.text.length)
+        const completed = new Set(tape.flatMap((e) => (e.type === "TurnCompleted" ? [e.turnId] : [])))
+        expect([...chars].filter(([turnId, n]) => n > MAX_REPLY_BYTES && completed.has(turnId))).toEqual([])
+      }
       expect([...starts.keys()].filter((id) => !ends.has(id))).toEqual([])
     }
 
