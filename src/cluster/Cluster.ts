@@ -54,7 +54,8 @@ export const runFeed = (options: { readonly dropNotifications?: boolean } = {}) 
 /**
  * Every second: turns and calls whose lease expired are closed as the rules say (TurnInterrupted / Cancelled with
  * outcome unknown, reason "restart"); a call that never started goes back to the queue. A turn left streaming with no
- * lease at all (its process died before taking one) is closed once the session has been silent for a while.
+ * lease at all (its process died before taking one) is closed once the session has been silent for a while, and job
+ * rows no lease covers are dropped.
  */
 export const runReaper = Effect.gen(function* () {
   const leases = yield* Leases
@@ -87,6 +88,7 @@ export const runReaper = Effect.gen(function* () {
         Effect.catchAll((e) => Effect.logWarning(`reaper: ${lease.kind} ${lease.key} of ${lease.session} not closed yet: ${e.message}`))
       )
     }
+    yield* dropOrphanJobs(sql, leases.leaseMs)
     const silentSince = (yield* Clock.currentTimeMillis) - 3 * leases.leaseMs
     for (const s of yield* store.openSessions(["streaming"])) {
       if (s.updatedAt > silentSince || (yield* leases.held("turn", s.session))) continue
@@ -96,6 +98,16 @@ export const runReaper = Effect.gen(function* () {
   }).pipe(Effect.catchAll((e) => Effect.logWarning(`reaper: ${e.message}`)))
   yield* sweep.pipe(Effect.repeat(Schedule.spaced(Duration.seconds(1))), Effect.forkScoped)
 })
+
+/**
+ * Deletes the job rows of calls that are claimed or started but that no lease covers any more: left behind when a
+ * worker released its lease and then could not delete its row (the store failed in between). Such a row would count
+ * against its session's CALLS_PER_SESSION forever, so two of them would leave that session's calls unclaimed. A row
+ * claimed in the last lease period is left alone (its claim may still be committing).
+ */
+export const dropOrphanJobs = (sql: SqlClient.SqlClient, leaseMs: number) =>
+  sql`DELETE FROM tool_jobs r WHERE r.status <> 'queued' AND r.expires_at < ${sql.literal(DB_NOW_MS)} - ${leaseMs}
+    AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.kind = 'call' AND l.session = r.session AND l.key = r.call_id)`
 
 /**
  * Claims the oldest queued call of a session that has fewer than CALLS_PER_SESSION calls claimed or running (one
