@@ -2,8 +2,9 @@
  * The chaos test of issue 11: three servers and two tool workers on one PostgreSQL schema, driven by seeded random
  * clients while processes are killed (-9), notifications are dropped (deaf servers), the store is cut off from one
  * process for a while (a TCP proxy) and the provider stalls or floods. Then every tape is checked: turns closed, every
- * acknowledged command on the tape once, gapless, no tool call run twice or without its start, the strict fold, and
- * every client of a session holding the same bytes. CHAOS_SEED=<n> replays a plan; skipped without DATABASE_URL.
+ * acknowledged command on the tape once, gapless, no tool call run twice or without its start, the strict fold, no
+ * provider call left open, no refusal only a stale state explains, and every client and server of a session holding the
+ * same bytes. CHAOS_SEED=<n> replays a plan (timing still varies); skipped, saying why, without DATABASE_URL.
  */
 import { afterAll, describe, expect, test } from "bun:test"
 import { rmSync, writeFileSync } from "node:fs"
