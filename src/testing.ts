@@ -21,7 +21,7 @@ import type { OfflineEndpointService, Script } from "./llm/offline.ts"
 import { localChoices } from "./llm/provider.ts"
 import * as Bus from "./session/Bus.ts"
 import * as SessionWriter from "./session/SessionWriter.ts"
-import { EventStore } from "./store/EventStore.ts"
+import { EventStore, type EventStoreShape } from "./store/EventStore.ts"
 import { layerMemory } from "./store/memory.ts"
 import { makeCatalogue, ToolCatalogue } from "./tools/catalogue.ts"
 import * as ToolRunner from "./tools/ToolRunner.ts"
@@ -134,6 +134,10 @@ export interface Pipeline {
   readonly writer: SessionWriter.SessionWriterShape
   /** The in-process model endpoint: requests and closes with `performance.now()` timestamps. */
   readonly endpoint: OfflineEndpointService
+  /** The store, for a second writer over it (another process of a cluster). */
+  readonly store: EventStoreShape
+  /** The Bus, to hand it what a cluster's commit feed would. */
+  readonly bus: Bus.BusShape
 }
 
 /** The model of a pipeline: a script for the scripted model, or a model layer of its own (e.g. a fake provider's). */
@@ -205,7 +209,9 @@ export const makeAgent = (options: AgentOptions): Effect.Effect<Pipeline, unknow
       tape: (session) => eventStore.read(session, 0),
       waitFor,
       writer: w,
-      endpoint
+      endpoint,
+      store: eventStore,
+      bus
     } satisfies Pipeline
   })
 

@@ -9,14 +9,7 @@ import type { Envelope } from "../src/domain/Event.ts"
 import { phaseOf } from "../src/domain/projections/ui.ts"
 import { fold } from "../src/domain/state.ts"
 import { Client, exportTape, startServer, tempDir, writeScript } from "./support/server.ts"
-
-/** A small seeded generator (mulberry32), so a failing run can be replayed. */
-const rng = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
+import { seededRandom } from "./support/random.ts"
 
 const ROUNDS = 3
 const SESSIONS = 6
@@ -34,7 +27,7 @@ const openTurns = (tape: ReadonlyArray<Envelope>): Array<string> => {
 describe("recovery after kill -9 at random moments", () => {
   test(`${ROUNDS} rounds of ${SESSIONS} sessions: every session settles with its last turn closed`, async () => {
     const seed = Number(process.env.TAPE_TEST_SEED ?? "") || 20261201
-    const random = rng(seed)
+    const random = seededRandom(seed)
     console.log(`recovery test seed: ${seed} (TAPE_TEST_SEED=${seed} replays it)`)
     const dir = tempDir("recovery")
     // Slow replies (about a second each), every third asking for an eval that waits for approval.

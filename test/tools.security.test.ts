@@ -12,6 +12,7 @@ import { makeListFilesTool, makeReadFileTool } from "../src/tools/files.ts"
 import { makeHttpGetTool, type Resolver } from "../src/tools/httpGet.ts"
 import type { ToolOutput } from "../src/tools/Tool.ts"
 import { ROOT, spawnUntil } from "./support/process.ts"
+import { seededRandom } from "./support/random.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Finding 8: http_get and the addresses behind the names
@@ -182,18 +183,6 @@ describe("http_get refuses names that lead to the machine's own services", () =>
 // ---------------------------------------------------------------------------------------------
 // Finding 9: read_file / list_files against a folder that flips between a real folder and a symlink out
 
-/** A small seeded generator (mulberry32): which tool each iteration calls is reproducible from the seed. */
-const seeded = (seed: number) => {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 describe("read_file and list_files read only what they checked", () => {
   test("a folder flipping to a symlink outside never yields what is outside (bounded, seeded)", async () => {
     const base = mkdtempSync(join(tmpdir(), "tape-flip-"))
@@ -211,7 +200,7 @@ describe("read_file and list_files read only what they checked", () => {
       const seed = Number(process.env.FLIP_SEED ?? 9)
       const iterations = Number(process.env.FLIP_ITERATIONS ?? 3000)
       console.log(`flip race seed ${seed}, ${iterations} iterations (FLIP_SEED / FLIP_ITERATIONS to change)`)
-      const random = seeded(seed)
+      const random = seededRandom(seed)
       const leaks: Array<string> = []
       const outcomes = { read: 0, listed: 0, refused: 0, caughtAfterOpen: 0 }
       try {

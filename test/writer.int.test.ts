@@ -1,7 +1,7 @@
 // SessionWriter on the memory store: rejections append nothing, concurrency keeps the tape gapless, one tick is one
 // append, adopt closes what was open without calling the model, and a writer picks up tapes already in the store.
 import { describe, expect, test } from "bun:test"
-import { Clock, Context, Deferred, Effect, Either, Layer, Logger, Option, Queue, type Scope, Stream } from "effect"
+import { Clock, Context, Deferred, Effect, Either, Layer, Logger, Option, Queue, type Scope, Stream, TestClock, TestContext } from "effect"
 import type { Envelope } from "../src/domain/Event.ts"
 import { summaryView } from "../src/domain/projections/summary.ts"
 import { fold } from "../src/domain/state.ts"
@@ -25,6 +25,20 @@ const runWith = <A, E>(wrap: (store: EventStoreShape) => Effect.Effect<EventStor
   const layer = writerLayer.pipe(Layer.provideMerge(busLayer), Layer.provideMerge(Layer.merge(store, Layer.succeed(WriterContext, testContext))))
   return Effect.runPromise(Effect.scoped(program.pipe(Effect.provide(layer))))
 }
+
+/** A store wrapper for `runWith`: while `down()` holds, every append fails with `error` (after `onRefused` sees its events). */
+const refusingWhile = (down: () => boolean, error: (session: string) => Effect.Effect<never, StoreError>, onRefused: (events: ReadonlyArray<Envelope>) => void = () => {}) =>
+  (store: EventStoreShape) =>
+    Effect.succeed<EventStoreShape>({
+      ...store,
+      append: (s, h, e, sum) =>
+        down()
+          ? Effect.suspend(() => {
+            onRefused(e)
+            return error(s)
+          })
+          : store.append(s, h, e, sum)
+    })
 
 /** The writer over a memory store wrapped by `wrap`, which can see what a session subscriber of the Bus received. */
 interface Follower {
@@ -456,13 +470,8 @@ describe("SessionWriter", () => {
       logs.push(`${logLevel.label}: ${String(message)}`)
     })
     let failing = false
-    const flaky = (store: EventStoreShape) =>
-      Effect.succeed<EventStoreShape>({
-        ...store,
-        append: (s, h, e, sum) => (failing ? Effect.fail(new StoreError({ message: "disk full", session: s })) : store.append(s, h, e, sum))
-      })
     const out = await runWith(
-      flaky,
+      refusingWhile(() => failing, (session) => Effect.fail(new StoreError({ message: "disk full", session }))),
       Effect.gen(function* () {
         const writer = yield* SessionWriter
         const store = yield* EventStore
@@ -489,6 +498,71 @@ describe("SessionWriter", () => {
     expect(out.tape.some((e) => e.type === "AssistantDelta")).toBe(false)
     expect(logs.some((l) => l.startsWith("ERROR") && l.includes("append to"))).toBe(true)
   })
+
+  // Found by the chaos test: a COMMIT cut off by the network was a defect of @effect/sql, and a defect lost a turn's
+  // reports without ending it. Whatever fails a batch, the turns it lost reports of end.
+  test("a write that dies (a defect, not a StoreError) still ends the turn it lost reports of", async () => {
+    let dying = false
+    const out = await runWith(
+      refusingWhile(() => dying, () => Effect.die(new Error("COMMIT on a dropped connection"))),
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const store = yield* EventStore
+        const session = yield* writer.create()
+        yield* writer.submit(session, { type: "send_message", text: "hi" }, alice)
+        dying = true
+        const completed = yield* Effect.either(writer.submit(session, { type: "model_completed", turnId: "turn-3" }, "model"))
+        dying = false
+        const tape = yield* store.read(session, 0).pipe(
+          Effect.delay("20 millis"),
+          Effect.repeat({ until: (t) => t.some((e) => e.type === "TurnFailed") }),
+          Effect.timeout("10 seconds")
+        )
+        return { completed: codeOf(completed), tape }
+      })
+    )
+    expect(out.completed).toBe("internal")
+    expect(out.tape.at(-1)).toMatchObject({ type: "TurnFailed", turnId: "turn-3", by: "system", retryable: true })
+    expect(gapless(out.tape)).toBe(true)
+  })
+
+  // Found in the chaos test's logs (hundreds of failed appends a second from one writer during an outage): every failed
+  // batch started a repair, and every failed attempt of a repair (its TurnFailed refused by the same store) started
+  // another at once, so a writer spun and multiplied repairs for as long as the store was down.
+  test("a long outage under a streaming turn: one repair per turn, however many writes fail (no repair of repairs)", async () => {
+    let failing = false
+    let closingAttempts = 0
+    const out = await runWith(
+      refusingWhile(
+        () => failing,
+        (session) => Effect.fail(new StoreError({ message: "connection refused", session })),
+        (events) => {
+          if (events.some((e) => e.type === "TurnFailed")) closingAttempts++
+        }
+      ),
+      Effect.gen(function* () {
+        const writer = yield* SessionWriter
+        const store = yield* EventStore
+        const session = yield* writer.create()
+        yield* writer.submit(session, { type: "send_message", text: "hi" }, alice)
+        failing = true
+        // Twenty delta batches fail, then twenty seconds of outage pass (on the test clock).
+        for (let i = 0; i < 20; i++) yield* Effect.either(writer.submit(session, { type: "model_delta", turnId: "turn-3", text: `d${i}` }, "model"))
+        for (let s = 0; s < 20; s++) yield* TestClock.adjust("1 second")
+        const during = closingAttempts
+        failing = false
+        yield* TestClock.adjust("10 seconds")
+        // The repair's next attempt is due by now; let its fiber run (bounded, no clock).
+        const tape = yield* store.read(session, 0).pipe(Effect.repeat({ until: (t) => t.some((e) => e.type === "TurnFailed"), times: 10_000 }))
+        return { during, failed: tape.filter((e) => e.type === "TurnFailed").length, dropped: writer.droppedReports() }
+      }).pipe(Effect.provide(TestContext.TestContext), Effect.provide(Logger.replace(Logger.defaultLogger, Logger.none)))
+    )
+    // One repair's backoff (100 ms doubling, at most 5 s apart) tries about 8 times in 20 s; doubling repairs, thousands.
+    expect(out.during).toBeLessThan(20)
+    expect(out.failed).toBe(1)
+    expect(out.dropped).toBe(0)
+    // Without the guard, a repair's failed attempt starts another at once: the writer spins and this never ends.
+  }, 15_000)
 
   test("ack.seq is the head right after the command's events, and they are stored when the ack arrives", async () => {
     const out = await runWriter(
@@ -629,6 +703,34 @@ for (const { name, pair } of sharedStores) describe(`two writers of one session 
     expect(out.streamingInB).toBe("turn-3")
     expect(out.stale).toBe("nothing_to_interrupt")
     expect(out.sent).toEqual(["UserMessageAdded", "TurnStarted"])
+    expect(gapless(out.tape)).toBe(true)
+  })
+
+  // Found by the chaos test: a worker's writer, behind the store, refused the ToolExecutionStarted of a call it had not
+  // seen approved ("it is unknown"), and the call stayed approved forever with nothing to run it. A refusal cannot
+  // conflict the way an append does, so it must be decided on the store's head too.
+  test("a refusal is decided on the store's head: a writer behind it approves and starts a call it had not seen", async () => {
+    const out = await twoWriters((a, b, store) =>
+      Effect.gen(function* () {
+        const session = yield* a.create()
+        // B loads the session while it is idle …
+        yield* b.inspect(session, (s) => s.head)
+        // … then A's model asks for a call (call-4, awaiting approval); B's state in memory knows nothing of it.
+        yield* a.submit(session, { type: "send_message", text: "what is 6*7?" }, alice)
+        yield* a.submit(session, { type: "model_tool_call", turnId: "turn-3", tool: "eval", args: { code: "6*7" } }, "model")
+        yield* a.submit(session, { type: "model_completed", turnId: "turn-3" }, "model")
+        const approved = yield* Effect.either(b.submit(session, { type: "approve", callId: "call-4" }, alice))
+        // Now A is behind: it still sees the call pending when a runner reports its start.
+        const started = yield* Effect.either(a.submit(session, { type: "tool_started", callId: "call-4" }, "tool"))
+        return {
+          approved: Either.isRight(approved) ? approved.right.events.map((e) => e.type) : codeOf(approved),
+          started: Either.isRight(started) ? started.right.events.map((e) => e.type) : codeOf(started),
+          tape: yield* store.read(session, 0)
+        }
+      })
+    )
+    expect(out.approved).toEqual(["ToolCallApproved"])
+    expect(out.started).toEqual(["ToolExecutionStarted"])
     expect(gapless(out.tape)).toBe(true)
   })
 

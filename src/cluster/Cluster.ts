@@ -5,11 +5,12 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { Clock, Duration, Effect, Redacted, Schedule, Stream } from "effect"
-import { Bus } from "../session/Bus.ts"
+import { Bus, untilClosed } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { EventStore } from "../store/EventStore.ts"
 import { COMMIT_CHANNEL } from "../store/pg.ts"
-import { CALLS_PER_SESSION, executeCall, storedCall } from "../tools/ToolRunner.ts"
+import { transaction } from "../store/sql.ts"
+import { CALLS_PER_SESSION, closesCall, executeCall, storedCall } from "../tools/ToolRunner.ts"
 import { DB_NOW_MS, Leases, type LeasesShape } from "./Leases.ts"
 
 /** A pool for the cluster's own queries and the LISTEN connection. */
@@ -53,7 +54,8 @@ export const runFeed = (options: { readonly dropNotifications?: boolean } = {}) 
 /**
  * Every second: turns and calls whose lease expired are closed as the rules say (TurnInterrupted / Cancelled with
  * outcome unknown, reason "restart"); a call that never started goes back to the queue. A turn left streaming with no
- * lease at all (its process died before taking one) is closed once the session has been silent for a while.
+ * lease at all (its process died before taking one) is closed once the session has been silent for a while, and job
+ * rows no lease covers are dropped.
  */
 export const runReaper = Effect.gen(function* () {
   const leases = yield* Leases
@@ -86,6 +88,7 @@ export const runReaper = Effect.gen(function* () {
         Effect.catchAll((e) => Effect.logWarning(`reaper: ${lease.kind} ${lease.key} of ${lease.session} not closed yet: ${e.message}`))
       )
     }
+    yield* dropOrphanJobs(sql, leases.leaseMs)
     const silentSince = (yield* Clock.currentTimeMillis) - 3 * leases.leaseMs
     for (const s of yield* store.openSessions(["streaming"])) {
       if (s.updatedAt > silentSince || (yield* leases.held("turn", s.session))) continue
@@ -97,6 +100,16 @@ export const runReaper = Effect.gen(function* () {
 })
 
 /**
+ * Deletes the job rows of calls that are claimed or started but that no lease covers any more: left behind when a
+ * worker released its lease and then could not delete its row (the store failed in between). Such a row would count
+ * against its session's CALLS_PER_SESSION forever, so two of them would leave that session's calls unclaimed. A row
+ * claimed in the last lease period is left alone (its claim may still be committing).
+ */
+export const dropOrphanJobs = (sql: SqlClient.SqlClient, leaseMs: number) =>
+  sql`DELETE FROM tool_jobs r WHERE r.status <> 'queued' AND r.expires_at < ${sql.literal(DB_NOW_MS)} - ${leaseMs}
+    AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.kind = 'call' AND l.session = r.session AND l.key = r.call_id)`
+
+/**
  * Claims the oldest queued call of a session that has fewer than CALLS_PER_SESSION calls claimed or running (one
  * session cannot take every worker), and takes its lease in the same transaction: a worker that dies right after
  * claiming leaves a lease that expires, and the reaper puts the call back in the queue. Timed by the database clock,
@@ -104,7 +117,8 @@ export const runReaper = Effect.gen(function* () {
  */
 export const claimNext = (sql: SqlClient.SqlClient, leases: LeasesShape) => {
   const now = sql.literal(DB_NOW_MS)
-  return sql.withTransaction(
+  return transaction(
+    sql,
     Effect.gen(function* () {
       const rows = yield* sql<{ session: string; call_id: string; approved_seq: number }>`
         UPDATE tool_jobs SET status = 'claimed', owner = ${leases.owner}, expires_at = ${now} + ${leases.leaseMs}
@@ -138,18 +152,12 @@ export const runWorker = (concurrency: number) =>
 
     /** The call runs until it finishes or its cancellation reaches the tape, whichever comes first. */
     const execute = (session: string, callId: string, approvedSeq: number) =>
-      Effect.raceFirst(
-        Effect.flatMap(storedCall(session, callId), (call) =>
-          call === null
-            ? Effect.logDebug(`worker: call ${callId} of ${session} is no longer approved and waiting`)
-            : executeCall(call, sql`UPDATE tool_jobs SET status = 'started' WHERE session = ${session} AND call_id = ${callId}`)
-        ),
-        bus.subscribe(session, approvedSeq).pipe(
-          Stream.filter((e) => e.type === "ToolExecutionCancelled" && e.callId === callId),
-          Stream.runHead,
-          Effect.asVoid
-        )
+      Effect.flatMap(storedCall(session, callId), (call) =>
+        call === null
+          ? Effect.logDebug(`worker: call ${callId} of ${session} is no longer approved and waiting`)
+          : executeCall(call, sql`UPDATE tool_jobs SET status = 'started' WHERE session = ${session} AND call_id = ${callId}`)
       ).pipe(
+        untilClosed(bus, session, approvedSeq, closesCall(callId)),
         Effect.catchAll((e) => Effect.logDebug(`worker: call ${callId} of ${session}: ${e.message}`)),
         Effect.ensuring(Effect.ignore(sql`DELETE FROM tool_jobs WHERE session = ${session} AND call_id = ${callId} AND owner = ${leases.owner}`))
       )

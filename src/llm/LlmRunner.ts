@@ -1,11 +1,13 @@
 /**
  * LlmRunner: runs the model turns this process appended (work on the Bus, with the prompt the writer snapshotted),
  * and reports deltas, tool calls and the end to the SessionWriter. A turn closed on the tape, here or by another
- * process, interrupts its fiber, which aborts the HTTP request; a defect in a turn ends that turn as failed.
+ * process, interrupts its fiber (it watches its session's gapless stream), which aborts the HTTP request; a defect in
+ * a turn ends that turn as failed.
  */
 import { Cause, Context, Effect, FiberMap, Layer, Stream } from "effect"
 import { Leases } from "../cluster/Leases.ts"
-import { Bus, type Committed, stopEvery, type Work, workKey } from "../session/Bus.ts"
+import type { Envelope } from "../domain/Event.ts"
+import { Bus, type Committed, stopEvery, untilClosed, type Work, workKey } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { ToolCatalogue } from "../tools/catalogue.ts"
 import { LlmClient } from "./LlmClient.ts"
@@ -15,10 +17,12 @@ export interface LlmRunnerShape {
   readonly stopAll: (reason: string) => Effect.Effect<void>
 }
 
-/** Batches the runner must see: its own new turns, and any close of a turn (it may be one this process runs). */
-const selects = (c: Committed): boolean =>
-  c.work.some((w) => w.kind === "turn") ||
-  c.events.some((e) => e.type === "TurnInterrupted" || e.type === "TurnFailed" || e.type === "TurnCompleted")
+/** Batches the runner must see: the new turns this process appended (each turn watches for its own close). */
+const selects = (c: Committed): boolean => c.origin === "local" && c.work.some((w) => w.kind === "turn")
+
+/** Whether `e` ends the turn `turnId`. */
+const closesTurn = (turnId: string) => (e: Envelope): boolean =>
+  (e.type === "TurnInterrupted" || e.type === "TurnFailed" || e.type === "TurnCompleted") && e.turnId === turnId
 
 export const make = Effect.gen(function* () {
   const bus = yield* Bus
@@ -62,16 +66,16 @@ export const make = Effect.gen(function* () {
     )
   }
 
-  const runTurn = (work: Extract<Work, { kind: "turn" }>) => {
+  /** Streams the turn until it ends or its close reaches the tape, from here or from another process (`startedSeq` on). */
+  const runTurn = (work: Extract<Work, { kind: "turn" }>, startedSeq: number) => {
     const { session, turnId } = work
     return Effect.gen(function* () {
-      // Other processes' appends to this session reach this one while the turn runs (their interrupts stop it).
-      yield* bus.watch(session)
       // While this process streams the turn it holds a lease; if it dies, another process closes the turn.
       yield* leases.hold("turn", session, turnId)
       yield* stream(work)
     }).pipe(
       Effect.scoped,
+      untilClosed(bus, session, startedSeq, closesTurn(turnId)),
       // A rejection here means the turn was closed meanwhile (rule 5): the writer dropped the report.
       Effect.catchAll((e) => Effect.logDebug(`turn ${turnId} of ${session} stopped reporting: ${e.message}`)),
       Effect.catchAllCause((cause) =>
@@ -90,11 +94,11 @@ export const make = Effect.gen(function* () {
 
   const onBatch = (c: Committed) =>
     Effect.gen(function* () {
-      for (const e of c.events) {
-        if (e.type === "TurnInterrupted" || e.type === "TurnFailed" || e.type === "TurnCompleted") yield* FiberMap.remove(turns, workKey(e.session, e.turnId))
+      for (const w of c.work) {
+        if (w.kind !== "turn") continue
+        const started = c.events.find((e) => e.type === "TurnStarted" && e.turnId === w.turnId)
+        yield* FiberMap.run(turns, workKey(w.session, w.turnId), runTurn(w, started?.seq ?? 0), { onlyIfMissing: true })
       }
-      if (c.origin !== "local") return
-      for (const w of c.work) if (w.kind === "turn") yield* FiberMap.run(turns, workKey(w.session, w.turnId), runTurn(w), { onlyIfMissing: true })
     })
 
   const batches = yield* bus.subscribeCommitted(selects)

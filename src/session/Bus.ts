@@ -2,7 +2,7 @@
  * The Bus: fan-out of committed envelopes to live subscribers, gapless and without duplicates per session.
  * Never the source of truth: a subscriber that lags or drops events heals by reading the EventStore. Never blocks the writer.
  */
-import { Chunk, Context, Effect, FiberMap, Layer, Option, Queue, type Scope, Stream } from "effect"
+import { Chunk, Context, Duration, Effect, FiberMap, Layer, Option, Queue, Schedule, type Scope, Stream } from "effect"
 import type { Envelope, JsonObject } from "../domain/Event.ts"
 import type { LlmMemory } from "../domain/projections/memoryTypes.ts"
 import { EventStore, type EventStoreShape, type StoreError } from "../store/EventStore.ts"
@@ -38,6 +38,35 @@ export const stopEvery = (fibers: FiberMap.FiberMap<string>, abandon: (session: 
       yield* abandon(k.slice(0, i), k.slice(i + 1))
     }
   })
+
+/** How soon a runner's watch on its session reads again after the store refused a read. */
+const CLOSE_WATCH_RETRY = Schedule.spaced(Duration.millis(500))
+
+/**
+ * Runs `effect` (a turn or a call this process runs) until it ends, or until an event of `session` after `afterSeq`
+ * satisfies `closes`, whichever comes first: the close interrupts it (which aborts its HTTP request or stops its tool).
+ * The events are the session's own gapless stream (healed from the store), so a close appended by another process is
+ * seen however little of that commit the feed delivered here; a store read that fails is retried, never taken for a
+ * close. The session counts as watched meanwhile.
+ */
+export const untilClosed = (bus: BusShape, session: string, afterSeq: number, closes: (e: Envelope) => boolean) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A | void, E, R> => {
+    let seen = afterSeq
+    const closed = Stream.suspend(() => bus.subscribe(session, seen)).pipe(
+      Stream.tap((e) =>
+        Effect.sync(() => {
+          seen = e.seq
+        })
+      ),
+      Stream.filter(closes),
+      Stream.runHead,
+      Effect.retry(CLOSE_WATCH_RETRY),
+      // The schedule never gives up, so no error comes out (for the type checker: none that ends the effect).
+      Effect.catchAll(() => Effect.never),
+      Effect.asVoid
+    )
+    return Effect.raceFirst(effect, closed)
+  }
 
 /** One committed append of one session, as the runners see it. */
 export interface Committed {

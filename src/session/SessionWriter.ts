@@ -98,6 +98,15 @@ interface Entry {
 const CONFLICT_RETRIES = 40
 const BACKOFF_CAP_MS = 50
 const MAX_BATCH = 512
+/**
+ * How a repair retries while the store refuses writes: from 100 ms, doubling, at most 5 s apart, jittered, in whole
+ * milliseconds (TestClock moves to each wake-up, and a span's start must be a whole number of nanoseconds).
+ */
+const REPAIR_RETRY = Schedule.exponential(Duration.millis(100), 2).pipe(
+  Schedule.union(Schedule.spaced(Duration.seconds(5))),
+  Schedule.jittered,
+  Schedule.modifyDelay((_, delay) => Duration.millis(Math.round(Duration.toMillis(delay))))
+)
 /** Characters of an unexpected error kept in its nack and its one log line. */
 const INTERNAL_DETAIL_CHARS = 300
 
@@ -147,6 +156,8 @@ export const make = Effect.gen(function* () {
   const live = new Map<string, Entry>()
   /** Background repairs of turns and calls whose reports a failed write lost. */
   const repairs = yield* FiberSet.make<void, never>()
+  /** The turns and calls being repaired now (`session\0id`): one repair each, however many writes fail meanwhile. */
+  const repairing = new Set<string>()
   let dropped = 0
 
   const load = (session: string) =>
@@ -200,6 +211,10 @@ export const make = Effect.gen(function* () {
         appended.push(...events)
         results.push(Either.right({ head: entry.state.head, events }))
       }
+      // A refusal must be decided on the store's head like an append, but unlike an append it cannot conflict: when
+      // another process appended meanwhile (PostgreSQL), treat it as a conflict, so the batch is decided again on the
+      // tape as stored (a call this writer had not seen approved is not "unknown").
+      if (results.some(Either.isLeft) && (yield* store.head(session)) !== base) return false
       if (appended.length > 0) {
         const ok = yield* store.append(session, base, appended, summaryView(entry.state)).pipe(
           Effect.as(true),
@@ -222,10 +237,11 @@ export const make = Effect.gen(function* () {
     })
 
   /**
-   * The store refused a batch: its reports are lost, so the turns and calls they were about must end on the tape
-   * (rule: every turn ends). Retried until the store accepts the closing event, or the turn or call is closed anyway.
+   * A batch failed (the store refused it, or a defect): its reports are lost, so the turns and calls they were about
+   * must end on the tape (rule: every turn ends). `why` says what failed. Retried until the store accepts the closing
+   * event, or the turn or call is closed anyway.
    */
-  const repair = (session: string, batch: ReadonlyArray<Pending>, error: StoreError) =>
+  const repair = (session: string, batch: ReadonlyArray<Pending>, why: string) =>
     Effect.gen(function* () {
       const turns = new Set<string>()
       const calls = new Set<string>()
@@ -234,22 +250,25 @@ export const make = Effect.gen(function* () {
         if (input.type === "model_delta" || input.type === "model_tool_call" || input.type === "model_completed" || input.type === "model_failed") turns.add(input.turnId)
         else if (input.type === "tool_succeeded" || input.type === "tool_failed" || input.type === "tool_cancelled") calls.add(input.callId)
       }
-      const why = `the store refused a write (${shortCause(error.message)})`
-      const closing: Array<Input> = [
-        ...[...turns].map((turnId): Input => ({ type: "model_failed", turnId, error: `${why}; the reply may be incomplete`, retryable: true })),
-        ...[...calls].map((callId): Input => ({ type: "abandon_call", callId, reason: `${why}; its result was lost` }))
+      /** Each turn or call to close, with the input that closes it. */
+      const closing: Array<readonly [string, Input]> = [
+        ...[...turns].map((turnId) => [turnId, { type: "model_failed", turnId, error: `${why}; the reply may be incomplete`, retryable: true }] as const),
+        ...[...calls].map((callId) => [callId, { type: "abandon_call", callId, reason: `${why}; its result was lost` }] as const)
       ]
-      const retry = Schedule.exponential(Duration.millis(100), 2).pipe(
-        Schedule.union(Schedule.spaced(Duration.seconds(5))),
-        Schedule.jittered
-      )
-      for (const input of closing) {
+      for (const [id, input] of closing) {
+        // While the store is down, a repair's own attempts fail and every failed batch asks for a repair again: the one
+        // in flight covers them all (without this, each failed attempt started another at once, and the writer spun
+        // for as long as the outage lasted).
+        const key = `${session}\u0000${id}`
+        if (repairing.has(key)) continue
+        repairing.add(key)
         yield* FiberSet.run(
           repairs,
           submit(session, input, "system").pipe(
-            Effect.retry({ schedule: retry, while: (e) => e._tag === "StoreError" }),
+            Effect.retry({ schedule: REPAIR_RETRY, while: (e) => e._tag === "StoreError" }),
             Effect.catchAll((e) => Effect.logDebug(`repair of ${session} (${input.type}) not needed: ${e.message}`)),
-            Effect.asVoid
+            Effect.asVoid,
+            Effect.ensuring(Effect.sync(() => repairing.delete(key)))
           )
         )
       }
@@ -272,12 +291,13 @@ export const make = Effect.gen(function* () {
             const error = failure.value
             yield* Effect.logError(`append to ${session} failed; ${batch.length} input(s) not applied`, error)
             for (const p of batch) if (p.done) yield* Deferred.fail(p.done, error)
-            yield* repair(session, batch, error)
+            yield* repair(session, batch, `the store refused a write (${shortCause(error.message)})`)
           } else {
-            // A defect (a bug): each input gets an answer, the writer goes on.
+            // A defect (a bug): each input gets an answer, the turns and calls it lost reports of end, the writer goes on.
             const detail = shortCause(Cause.squash(result.cause))
             yield* Effect.logError(`writer of ${session} failed a batch: ${detail}`)
             for (const p of batch) if (p.done) yield* Deferred.fail(p.done, internal(p.input, detail))
+            yield* repair(session, batch, `the server failed on a write (${detail})`)
           }
           return
         }

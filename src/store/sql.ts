@@ -4,7 +4,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import { Effect, Either, Option } from "effect"
 import type { Envelope } from "../domain/Event.ts"
 import type { SessionSummary } from "../domain/projections/summaryTypes.ts"
@@ -43,6 +43,14 @@ export interface Dialect {
 const storeError = (message: string, extra: { readonly session?: string } = {}) => (cause: SqlError) =>
   new StoreError({ message: `${message}: ${cause.message}`, ...extra, cause })
 
+/**
+ * `sql.withTransaction`, except that a COMMIT or ROLLBACK that fails (the connection dropped) fails with its SqlError
+ * instead of the defect @effect/sql makes of it. Whether such a transaction committed is unknown: callers treat it as a
+ * store failure and read again, which they cannot do for a defect. Every transaction of the store and the cluster.
+ */
+export const transaction = <A, E, R>(sql: SqlClient.SqlClient, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
+  sql.withTransaction(effect).pipe(Effect.catchAllDefect((defect) => (defect instanceof SqlError ? Effect.fail(defect) : Effect.die(defect))))
+
 /** A LIKE pattern matching `text` anywhere, lower-cased; its backslashes, `%` and `_` are escaped (ESCAPE is a backslash). */
 const containsPattern = (text: string): string => `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`
 
@@ -50,7 +58,8 @@ const containsPattern = (text: string): string => `%${text.toLowerCase().replace
 export const migrate = (dialect: Dialect) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    yield* sql.withTransaction(
+    yield* transaction(
+      sql,
       Effect.gen(function*() {
         yield* dialect.migrationLock(sql)
         yield* sql`CREATE TABLE IF NOT EXISTS tape_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`
@@ -106,7 +115,7 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
             phase = excluded.phase, title = excluded.title, forked_from = excluded.forked_from`
         if (dialect.afterAppend && checked.length > 0) yield* dialect.afterAppend(sql, session, checked, expectedHead + checked.length)
       })
-      yield* sql.withTransaction(write).pipe(
+      yield* transaction(sql, write).pipe(
         Effect.catchTag("SqlError", (cause): Effect.Effect<never, AppendConflict | StoreError> =>
           dialect.isUniqueViolation(cause)
             // A concurrent append at the same head won the race on the (session, seq) key.

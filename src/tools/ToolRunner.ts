@@ -1,13 +1,13 @@
 /**
  * ToolRunner: runs the tool calls this process approved (work on the Bus, with the args they run with). A call runs only
  * once the writer accepted its ToolExecutionStarted; a cancellation on the tape, here or by another process,
- * interrupts it, which tears its sandbox down. Each session runs a few calls at a time, so one cannot starve others.
+ * interrupts it (it watches its session's gapless stream), which tears its sandbox down. Each session runs a few calls at a time, so one cannot starve others.
  */
 import { Cause, Context, Duration, Effect, FiberMap, Layer, Schedule, Stream } from "effect"
 import { Leases } from "../cluster/Leases.ts"
-import type { JsonObject } from "../domain/Event.ts"
+import type { Envelope, JsonObject } from "../domain/Event.ts"
 import { fold } from "../domain/state.ts"
-import { Bus, type Committed, stopEvery, type Work, workKey } from "../session/Bus.ts"
+import { Bus, type Committed, stopEvery, untilClosed, type Work, workKey } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { EventStore, type StoreError } from "../store/EventStore.ts"
 import { ToolCatalogue } from "./catalogue.ts"
@@ -42,8 +42,24 @@ export const executeCall = <E = never, R = never>(call: CallWork, started: Effec
     const leases = yield* Leases
     const { session, callId } = call
     yield* leases.hold("call", session, callId)
+    // A failed write may still have been stored (the COMMIT went through, its answer was lost): then the retry finds
+    // the call running. Whose start that was cannot be known, so the call is not run, and it is cancelled (outcome
+    // unknown) rather than left running with no one on it.
+    let unsure = false
     yield* writer.submit(session, { type: "tool_started", callId }, "tool").pipe(
-      Effect.retry({ schedule: startRetry, while: (e) => e._tag === "StoreError" })
+      Effect.tapError((e) =>
+        Effect.sync(() => {
+          if (e._tag === "StoreError") unsure = true
+        })
+      ),
+      Effect.retry({ schedule: startRetry, while: (e) => e._tag === "StoreError" }),
+      Effect.tapError((e) =>
+        unsure && e._tag === "Rejection"
+          ? Effect.ignore(
+            writer.submit(session, { type: "abandon_call", callId, reason: "its start could not be confirmed (the store failed while it was written); it was not run" }, "system")
+          )
+          : Effect.void
+      )
     )
     yield* started
     const result = yield* Effect.either(catalogue.run(call.tool, call.args, { session, callId }))
@@ -74,10 +90,12 @@ export interface ToolRunnerShape {
   readonly stopAll: (reason: string) => Effect.Effect<void>
 }
 
-/** Batches the runner must see: its own approvals, and anything that ends a call it may be running or waiting with. */
-const selects = (c: Committed): boolean =>
-  c.work.some((w) => w.kind === "call") ||
-  c.events.some((e) => e.type === "ToolExecutionCancelled" || e.type === "ToolCallReopened")
+/** Batches the runner must see: the approvals this process appended (each call watches for its own cancellation). */
+const selects = (c: Committed): boolean => c.origin === "local" && c.work.some((w) => w.kind === "call")
+
+/** Whether `e` takes the call `callId` from whoever runs or is about to run it (a cancellation, a reopened approval). */
+export const closesCall = (callId: string) => (e: Envelope): boolean =>
+  (e.type === "ToolExecutionCancelled" || e.type === "ToolCallReopened") && e.callId === callId
 
 export const make = Effect.gen(function* () {
   const bus = yield* Bus
@@ -108,14 +126,14 @@ export const make = Effect.gen(function* () {
         })
     )
 
-  const run = (call: CallWork) =>
+  /** Runs the call until it ends or its cancellation reaches the tape, from here or another process (`approvedSeq` on). */
+  const run = (call: CallWork, approvedSeq: number) =>
     Effect.gen(function* () {
-      // Other processes' cancellations of this session reach this one while the call runs or waits.
-      yield* bus.watch(call.session)
       const semaphore = yield* placeOf(call.session)
       yield* semaphore.withPermits(1)(executeCall(call))
     }).pipe(
       Effect.scoped,
+      untilClosed(bus, call.session, approvedSeq, closesCall(call.callId)),
       Effect.provide(context),
       Effect.catchAll((e) => Effect.logDebug(`tool call ${call.callId} of ${call.session} stopped: ${e.message}`)),
       Effect.catchAllCause((cause) =>
@@ -129,15 +147,16 @@ export const make = Effect.gen(function* () {
       Effect.withSpan("ToolRunner.execute", { attributes: { session: call.session, callId: call.callId } })
     )
 
-  const dispatch = (call: CallWork) => FiberMap.run(calls, workKey(call.session, call.callId), run(call), { onlyIfMissing: true })
+  const dispatch = (call: CallWork, approvedSeq: number) =>
+    FiberMap.run(calls, workKey(call.session, call.callId), run(call, approvedSeq), { onlyIfMissing: true })
 
   const onBatch = (c: Committed) =>
     Effect.gen(function* () {
-      for (const e of c.events) {
-        if (e.type === "ToolExecutionCancelled" || e.type === "ToolCallReopened") yield* FiberMap.remove(calls, workKey(e.session, e.callId))
+      for (const w of c.work) {
+        if (w.kind !== "call") continue
+        const approved = c.events.find((e) => e.type === "ToolCallApproved" && e.callId === w.callId)
+        yield* dispatch(w, approved?.seq ?? 0)
       }
-      if (c.origin !== "local") return
-      for (const w of c.work) if (w.kind === "call") yield* dispatch(w)
     })
 
   const batches = yield* bus.subscribeCommitted(selects)
@@ -152,7 +171,7 @@ export const make = Effect.gen(function* () {
       const state = fold(session, yield* store.read(session, 0))
       for (const callId of state.commands.active) {
         const c = state.commands.calls.get(callId)
-        if (c?.status === "approved") yield* dispatch({ session, callId, tool: c.tool, args: c.args })
+        if (c?.status === "approved") yield* dispatch({ session, callId, tool: c.tool, args: c.args }, state.head)
       }
     })
 
