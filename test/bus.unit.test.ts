@@ -209,16 +209,6 @@ describe("Bus", () => {
     expect(result.batches.at(-1)).toMatchObject({ session: "c", origin: "remote", work: [] })
   })
 
-  test("watch: a session counts as watched while its scope is open (the feed keeps it fresh)", async () => {
-    const result = await run(Effect.gen(function*() {
-      const bus = yield* Bus
-      const during = yield* Effect.scoped(Effect.zipRight(bus.watch("w"), Effect.sync(() => bus.watchedSessions())))
-      return { during, after: bus.watchedSessions() }
-    }))
-    expect(result.during).toEqual(["w"])
-    expect(result.after).toEqual([])
-  })
-
   test("events committed but never published here (another process) are read from the store when a live one shows the gap", async () => {
     const result = await run(Effect.gen(function*() {
       const bus = yield* Bus

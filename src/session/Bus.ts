@@ -47,7 +47,7 @@ const CLOSE_WATCH_RETRY = Schedule.spaced(Duration.millis(500))
  * satisfies `closes`, whichever comes first: the close interrupts it (which aborts its HTTP request or stops its tool).
  * The events are the session's own gapless stream (healed from the store), so a close appended by another process is
  * seen however little of that commit the feed delivered here; a store read that fails is retried, never taken for a
- * close. The session counts as watched meanwhile.
+ * close. The session counts as watched meanwhile (its subscription).
  */
 export const untilClosed = (bus: BusShape, session: string, afterSeq: number, closes: (e: Envelope) => boolean) =>
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A | void, E, R> => {
@@ -102,12 +102,9 @@ export interface BusShape {
    */
   readonly publishRemote: (events: ReadonlyArray<Envelope>) => Effect.Effect<void>
   /**
-   * Sessions someone here follows now: those with a session subscriber, and those `watch`ed (a runner with work in
-   * them). A cross-process feed keeps these fresh.
+   * Sessions someone here follows now (a client, or a runner's `untilClosed`): a cross-process feed keeps these fresh.
    */
   readonly watchedSessions: () => ReadonlyArray<string>
-  /** Counts `session` as watched for the life of the scope (a runner that must hear of other processes' interrupts). */
-  readonly watch: (session: string) => Effect.Effect<void, never, Scope.Scope>
   /**
    * Every envelope of `session` with seq > `afterSeq`, in seq order, with no gap and no duplicate: first read from the
    * store (catch-up), then live. The subscription is registered when the stream starts, before the catch-up read.
@@ -169,7 +166,6 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
     const pageSize = Math.max(1, options.pageSize ?? 1000)
     const subscribers = new Set<Subscriber>()
     const committed = new Set<{ readonly select: (batch: Committed) => boolean; readonly queue: Queue.Queue<Committed> }>()
-    const watched = new Map<string, number>()
     let dropped = 0
     let heals = 0
 
@@ -214,23 +210,10 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
     const publish = (events: ReadonlyArray<Envelope>, work: ReadonlyArray<Work> = []) => offer(events, "local", work)
     const publishRemote = (events: ReadonlyArray<Envelope>) => offer(events, "remote", [])
     const watchedSessions = () => {
-      const sessions = new Set<string>(watched.keys())
+      const sessions = new Set<string>()
       for (const subscriber of subscribers) if (subscriber.session !== undefined) sessions.add(subscriber.session)
       return [...sessions]
     }
-    const watch = (session: string) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          watched.set(session, (watched.get(session) ?? 0) + 1)
-        }),
-        () =>
-          Effect.sync(() => {
-            const n = (watched.get(session) ?? 1) - 1
-            if (n <= 0) watched.delete(session)
-            else watched.set(session, n)
-          })
-      )
-
     const heal = (session: string, last: Map<string, number>, out: Array<Envelope>) => {
       heals++
       return readRest(store, pageSize, session, last, out)
@@ -305,7 +288,7 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
 
     const stats = Effect.sync((): BusStats => ({ subscribers: subscribers.size + committed.size, dropped, heals }))
 
-    return { publish, publishRemote, watchedSessions, watch, subscribe, subscribeCommitted, stats } satisfies BusShape
+    return { publish, publishRemote, watchedSessions, subscribe, subscribeCommitted, stats } satisfies BusShape
   })
 
 /** The Bus over the EventStore, with default buffers. */
