@@ -14,11 +14,15 @@ const list = async (port: number, q: string) => {
 describe("sessions", () => {
   test("DELETE removes an idle session for good; a running one is refused (409) until stopped; unknown is 404", async () => {
     const dir = tempDir("sessions-delete")
-    const server = await start({ LLM_SCRIPT: writeScript(dir, { turns: [{ text: "done" }, { text: "x".repeat(2_000), chunkChars: 2, delayMs: 20 }] }) })
+    // The script's entries are counted per session, so each session's first turn is the same long reply: the idle
+    // one is made idle by stopping it, the busy one is left streaming (20 s) while the test runs.
+    const server = await start({ LLM_SCRIPT: writeScript(dir, { turns: [{ text: "x".repeat(2_000), chunkChars: 2, delayMs: 20 }] }) })
     const c = await Client.connect(server.port)
     const idle = await c.hello(null)
     await c.command({ type: "send_message", text: "first" })
-    await c.until(() => c.has((e) => e.type === "TurnCompleted"), "the reply")
+    await c.until(() => c.has((e) => e.session === idle && e.type === "AssistantDelta"), "the first reply streaming")
+    expect((await c.command({ type: "interrupt" }, idle)).type).toBe("ack")
+    await c.until(() => c.has((e) => e.session === idle && e.type === "TurnInterrupted"), "the first reply stopped")
     const busy = await c.hello(null)
     await c.command({ type: "send_message", text: "a long one" })
     await c.until(() => c.has((e) => e.session === busy && e.type === "AssistantDelta"), "the long reply streaming")
