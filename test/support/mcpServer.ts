@@ -80,7 +80,7 @@ const baseTools: ReadonlyArray<Tool> = [
     description: "Answers once tools/list was called count times, or after ms without that",
     inputSchema: object({ count: { type: "number" }, ms: { type: "number" } }, ["count", "ms"])
   },
-  { name: "stats", description: "What the server saw", inputSchema: object({}) }
+  { name: "stats", description: "What the server saw, and the pid of the process that started it (stdio)", inputSchema: object({}) }
 ]
 
 let deep: Record<string, unknown> = { type: "string" }
@@ -191,7 +191,7 @@ export const makeServer = (state: TestServerState, options: TestServerOptions = 
         return text(`${listed ? "listed" : "not listed"}: ${state.listCalls}`)
       }
       case "stats":
-        return text(JSON.stringify({ listCalls: state.listCalls, started: state.started, cancelled: state.cancelled }))
+        return text(JSON.stringify({ listCalls: state.listCalls, started: state.started, cancelled: state.cancelled, parent: process.ppid }))
       default:
         return { content: [{ type: "text", text: `no tool ${request.params.name}` }], isError: true }
     }
