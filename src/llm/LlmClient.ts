@@ -154,7 +154,10 @@ export const toChatMessages = (memory: LlmMemory): Array<baml.ChatMessage> =>
   memory.messages.map((m) =>
     m.role === "user"
       ? { role: "user", text: neutralise(m.text), toolCalls: [] }
-      : {
+      : m.role === "summary"
+        // A summary or trim note: the model sees it as a marked note in the user's turn (a record, not instructions).
+        ? { role: "user", text: neutralise(m.text), toolCalls: [] }
+        : {
           role: "assistant",
           text: neutralise(m.text),
           toolCalls: m.toolCalls.map((c) => ({
