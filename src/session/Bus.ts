@@ -21,6 +21,18 @@ export type Work =
       readonly entry: number
       readonly prompt: LlmMemory
     }
+  /**
+   * A compaction to summarise (CompactionStarted): the memory's messages up to `upToSeq`, for the Summarize function
+   * of `model`; `entry` is the session's compaction count (a scripted model's summary entry).
+   */
+  | {
+      readonly kind: "summary"
+      readonly session: string
+      readonly upToSeq: number
+      readonly model: string
+      readonly entry: number
+      readonly messages: LlmMemory
+    }
   /** An approved tool call to run, with the args it runs with. */
   | { readonly kind: "call"; readonly session: string; readonly callId: string; readonly tool: string; readonly args: JsonObject }
 

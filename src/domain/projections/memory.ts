@@ -119,7 +119,8 @@ const pushUser = (state: MemoryState, text: string, seq: number): void => {
   state.estimate += tokens
 }
 
-const messageTokens = (m: MutableMessage): number =>
+/** Tokens of one memory message, its tool calls and results included. */
+export const messageTokens = (m: MutableMessage): number =>
   m.role === "assistant" ? m.tokens + m.toolCalls.reduce((n, c) => n + c.tokens, 0) : m.tokens
 
 /** The memory's messages that entered it at `upToSeq` or before (what a compaction up to there replaces). */
@@ -145,6 +146,12 @@ export const summaryNote = (summary: string, omitted: number, trimmed: boolean):
 
 /** Tokens of the note that replaces the covered messages. */
 export const noteTokens = (summary: string, omitted: number, trimmed: boolean): number => MESSAGE_OVERHEAD + tokensOf(summaryNote(summary, omitted, trimmed))
+
+/** The memory's size right after a compaction (or trim) up to `upToSeq` with `summary` is folded. */
+export const tokensAfterCompaction = (state: MemoryState, upToSeq: number, summary: string, trimmed: boolean): number => {
+  const covered = coveredBy(state, upToSeq)
+  return Math.max(0, state.estimate - covered.tokens + noteTokens(summary, covered.messages, trimmed))
+}
 
 /** Replaces the messages up to `upToSeq` by one note (O(messages replaced), once per compaction). */
 const compact = (state: MemoryState, upToSeq: number, summary: string, trimmed: boolean): void => {
