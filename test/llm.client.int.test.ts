@@ -247,7 +247,7 @@ describe("LlmClient (offline model over HTTP)", () => {
     )
     expect(kind).toBe("offline")
     expect(model).toBe("offline")
-    expect(models).toEqual([{ name: "offline", provider: "offline", model: "offline", default: true, contextTokens: 128_000 }])
+    expect(models).toEqual([{ name: "offline", provider: "offline", model: "offline", default: true, contextTokens: 8_000 }])
     expect(toolCalls(chunks)).toEqual([{ type: "tool_call", tool: "eval", args: { code: "1 + 1" }, description: "Run the JavaScript you gave me" }])
   })
 })
