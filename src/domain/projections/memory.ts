@@ -369,7 +369,8 @@ export const memoryUpTo = (state: { readonly memory: MemoryState }, upToSeq: num
 
 /**
  * The prompt of a turn: the memory as it was when `turnId` started (everything before the turn's own message).
- * Events after TurnStarted that reach memory belong to that turn or later, so cutting there gives the prompt exactly.
+ * Events after TurnStarted that reach memory belong to that turn or later, so cutting there gives the prompt exactly
+ * (a compaction after it replaced part of that memory: fold to the turn's own seq for an earlier turn's prompt).
  */
 export const promptFor = (state: { readonly memory: MemoryState }, turnId: string): LlmMemory => {
   const all = memorySnapshot(state).messages
