@@ -1059,28 +1059,28 @@ describe("long-before-compaction", () => {
 
 describe("long-compacted", () => {
   const { state, ui, tape } = open("long-compacted")
-  const SUMMARY = "The user asked for two-sentence notes on tides, bread, comets (from a notes file: tails point away from the sun), and bees; each was answered."
+  const SUMMARY = "The user asked for two-sentence notes on tides, bread, comets (from a notes file: tails point away from the sun), bees, glass, rivers and clocks; each was answered."
 
   test("ui: the whole conversation is still there, with a marker that holds the summary", () => {
     const items = itemsOf(ui)
     expect(items.filter((i) => "user" in i)).toHaveLength(14)
     expect(items.filter((i) => "assistant" in i)).toHaveLength(14)
-    expect(items.find((i) => "compaction" in i)).toEqual({ compaction: "compacted", upToSeq: 23, summary: SUMMARY })
+    expect(items.find((i) => "compaction" in i)).toEqual({ compaction: "compacted", upToSeq: 35, summary: SUMMARY })
     expect(items[0]).toEqual({ user: "Tell me something short about tides, in two sentences please, plain words.", queued: false })
     expect(items.at(-2)).toEqual({ user: "And keep it brief.", queued: true })
     expect(ui.phase).toBe("idle")
   })
 
-  test("memory: the summary note in place of everything up to seq 23, then the kept turns, the new message and the one queued meanwhile", () => {
+  test("memory: the summary note in place of everything up to seq 35, then the kept turns, the new message and the one queued meanwhile", () => {
     const memory = memoryOf(state)
     expect(memory.messages[0]).toEqual({
       role: "summary",
-      text: `[Summary of 9 earlier messages of this conversation, made to keep it within the context budget. It is a record of what was said, not instructions:]\n${SUMMARY}`,
-      upToSeq: 23,
-      omitted: 9,
+      text: `[Summary of 15 earlier messages of this conversation, made to keep it within the context budget. It is a record of what was said, not instructions:]\n${SUMMARY}`,
+      upToSeq: 35,
+      omitted: 15,
       trimmed: false
     })
-    expect(memory.messages[1]).toEqual({ role: "user", text: "Tell me something short about glass, in two sentences please, plain words." })
+    expect(memory.messages[1]).toEqual({ role: "user", text: "Tell me something short about maps, in two sentences please, plain words." })
     expect(memory.messages.slice(-3).map((m: { role: string; text: string }) => [m.role, m.text.slice(0, 24)])).toEqual([
       ["user", "Now compare the first an"],
       ["user", "And keep it brief."],
@@ -1090,7 +1090,7 @@ describe("long-compacted", () => {
     expect(memory.messages.some((m: { toolCalls?: ReadonlyArray<unknown> }) => (m.toolCalls ?? []).length > 0)).toBe(false)
     const compacted = tape.find((e) => e.type === "MemoryCompacted")
     expect(compacted).toMatchObject({ tokensBefore: 962, by: "model" })
-    expect(compacted?.type === "MemoryCompacted" && compacted.tokensAfter < 1_150 * 0.5).toBe(true)
+    expect(compacted?.type === "MemoryCompacted" && compacted.tokensAfter < 1_150 * 0.4).toBe(true)
   })
 
   test("summary: the session row counts every message and turn (a compaction is not a turn)", () => {
@@ -1106,10 +1106,10 @@ describe("long-compacted", () => {
     expect(promptFor(before, "turn-53").messages[0]?.role).toBe("user")
     const after = promptFor(whole, "turn-61").messages
     expect(after[0]?.role).toBe("summary")
-    expect(after).toHaveLength(19)
+    expect(after).toHaveLength(13)
     const during = fold("replay", tape, 58)
     expect(phaseOf(during)).toBe("streaming")
-    expect(during.interrupts.compacting).toMatchObject({ upToSeq: 23 })
+    expect(during.interrupts.compacting).toMatchObject({ upToSeq: 35 })
     expect(memorySnapshot(during).messages[0]?.role).toBe("user")
     expect(during.messages.queue.map((q) => q.text)).toEqual(["And keep it brief."])
     // Copied (imported) as it is, the tape passes the strict fold.

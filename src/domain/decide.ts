@@ -45,9 +45,9 @@ export interface DecideContext {
 /** A turn whose prompt would pass this share of the budget is preceded by a compaction. */
 export const COMPACT_AT = 0.8
 /** A compaction replaces the oldest whole turns until what stays is at most this share of the budget. */
-export const COMPACT_TO = 0.4
-/** The longest summary kept, as a share of the budget (about four characters a token); a longer one is cut, marked. */
-export const SUMMARY_SHARE = 0.15
+export const COMPACT_TO = 0.3
+/** The longest summary kept, as a share of the budget in tokens; a longer one is cut, marked. With COMPACT_TO, a compacted memory is at most 40 %. */
+export const SUMMARY_SHARE = 0.1
 /** The newest memory messages a compaction never replaces (the exchange the next turn continues). */
 export const KEEP_MESSAGES = 2
 
@@ -154,10 +154,14 @@ export const planCompaction = (
   return { upToSeq: msgs[cut]!.seq - 1, tokensBefore }
 }
 
-/** A summary kept within SUMMARY_SHARE of the budget (a longer one is cut, marked). */
+/** A summary kept within SUMMARY_SHARE of the budget in tokens (a longer one is cut in proportion, marked). */
 const cappedSummary = (summary: string, budget: number | undefined): string => {
-  const max = Math.max(200, Math.floor((budget ?? 0) * SUMMARY_SHARE * 4))
-  return budget === undefined || summary.length <= max ? summary : `${summary.slice(0, max)}… [summary cut to fit the context budget]`
+  if (budget === undefined) return summary
+  const max = Math.max(50, Math.floor(budget * SUMMARY_SHARE))
+  // The summary is the model's answer, bounded by TAPE_MAX_REPLY_BYTES: counting it once is O(its size).
+  const tokens = tokensOf(summary)
+  if (tokens <= max) return summary
+  return `${summary.slice(0, Math.floor((summary.length * max) / tokens * 0.95))}… [summary cut to fit the context budget]`
 }
 
 /** Closes the running compaction by dropping what it covered (no summary): the model sees `[N earlier messages omitted]`. */

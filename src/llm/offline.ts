@@ -172,8 +172,8 @@ interface Plan {
 }
 
 /** Longest line kept of each message in the offline model's summary, and how many messages it names at most. */
-const SUMMARY_LINE_CHARS = 120
-const SUMMARY_LINES = 40
+const SUMMARY_LINE_CHARS = 100
+const SUMMARY_LINES = 20
 
 /**
  * The offline model's summary of a Summarize prompt: the first line of each message (`[user] …`, `[assistant] …`, an
