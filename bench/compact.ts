@@ -22,19 +22,14 @@ const session = (turns: number) => {
     Effect.gen(function* () {
       const id = yield* p.create()
       const costs: Array<number> = []
-      let completed = 0
-      const done = (tape: ReadonlyArray<Envelope>) => {
-        // Counts only what came since the last check: the predicate sees the whole tape each time.
-        for (let i = tape.length - 1; i >= 0 && tape[i]!.seq > lastSeen; i--) if (tape[i]!.type === "TurnCompleted") completed++
-        lastSeen = tape.at(-1)?.seq ?? lastSeen
-        return completed >= want
-      }
-      let lastSeen = 0
-      let want = 0
       for (let i = 0; i < turns; i++) {
-        want = i + 1
         const t0 = performance.now()
-        yield* p.submit(id, { type: "send_message", text: `Question ${i}: ${words(40, "q")}` })
+        const ack = yield* p.submit(id, { type: "send_message", text: `Question ${i}: ${words(40, "q")}` })
+        // Done when a reply completed after this message's append (looks only at the events after it).
+        const done = (tape: ReadonlyArray<Envelope>) => {
+          for (let k = tape.length - 1; k >= 0 && tape[k]!.seq > ack.head; k--) if (tape[k]!.type === "TurnCompleted") return true
+          return false
+        }
         yield* p.waitFor(id, done)
         costs.push(performance.now() - t0)
         if (i % 100 === 99) progress(`compact: ${i + 1} turns`)

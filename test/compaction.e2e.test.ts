@@ -22,8 +22,12 @@ const requests = (p: Pipeline): ReadonlyArray<Request> => p.endpoint.events().fi
 const talk = (p: Pipeline, session: string, n: number, from = 0) =>
   Effect.gen(function* () {
     for (let i = from; i < from + n; i++) {
-      yield* p.submit(session, { type: "send_message", text: `Question ${i}: ${words(40, "q")}` })
-      yield* p.waitFor(session, idleAfter(i + 1))
+      const ack = yield* p.submit(session, { type: "send_message", text: `Question ${i}: ${words(40, "q")}` })
+      // waitFor calls this on every event: look at the newest only (a reply with no calls ends the loop).
+      yield* p.waitFor(session, (tape) => {
+        const e = tape.at(-1)
+        return e !== undefined && e.seq > ack.head && e.type === "TurnCompleted"
+      })
     }
     return yield* p.tape(session)
   })
