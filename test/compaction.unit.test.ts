@@ -349,3 +349,12 @@ describe("property: the memory never passes the budget, and a call is never part
     )
   })
 })
+
+describe("the token estimate is bounded whatever the text", () => {
+  test("a 16 MB run of one character (quadratic for the tokenizer in one piece) is counted in pieces, near its true count", () => {
+    // The tokenizer's own count of 80,000 × "w" is 40,000; in pieces it is the same, and 16 MB is counted in proportion.
+    expect(tokensOf("w".repeat(80_000))).toBe(40_000)
+    expect(tokensOf("w".repeat(16_000_000))).toBe(8_000_000)
+    expect(tokensOf("special <|endoftext|> text")).toBeGreaterThan(3)
+  })
+})

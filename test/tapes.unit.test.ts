@@ -1049,7 +1049,7 @@ describe("long-before-compaction", () => {
     expect(call.result).toContain("characters of this older tool output are left out of the memory")
     // The UI keeps the whole output.
     expect(ui.calls.get(call.callId)?.output?.length).toBeGreaterThan(2_000)
-    expect(memoryTokens(state.memory)).toBe(886)
+    expect(memoryTokens(state.memory)).toBe(887)
   })
 
   test("summary: counts and head", () => {
@@ -1089,7 +1089,7 @@ describe("long-compacted", () => {
     // The comets tool call was folded into the summary: no call is left without its result, none is kept half.
     expect(memory.messages.some((m: { toolCalls?: ReadonlyArray<unknown> }) => (m.toolCalls ?? []).length > 0)).toBe(false)
     const compacted = tape.find((e) => e.type === "MemoryCompacted")
-    expect(compacted).toMatchObject({ tokensBefore: 962, by: "model" })
+    expect(compacted).toMatchObject({ tokensBefore: 963, by: "model" })
     expect(compacted?.type === "MemoryCompacted" && compacted.tokensAfter < 1_150 * 0.4).toBe(true)
   })
 
