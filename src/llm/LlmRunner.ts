@@ -7,7 +7,7 @@
 import { Cause, Context, Effect, FiberMap, Layer, Stream } from "effect"
 import { Leases } from "../cluster/Leases.ts"
 import type { Envelope } from "../domain/Event.ts"
-import { Bus, type Committed, stopEvery, untilClosed, type Work, workKey } from "../session/Bus.ts"
+import { Bus, type Committed, compactionOfLease, stopEvery, summaryLeaseKey, untilClosed, type Work, workKey } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { ToolCatalogue } from "../tools/catalogue.ts"
 import { LlmClient } from "./LlmClient.ts"
@@ -103,7 +103,12 @@ export const make = Effect.gen(function* () {
   const runSummary = (work: Extract<Work, { kind: "summary" }>, startedSeq: number) => {
     const { session, upToSeq } = work
     const known = llm.models.some((m) => m.name === work.model)
-    return llm.summarize({ memory: work.messages, session, upToSeq, entry: work.entry, ...(known ? { model: work.model } : {}) }).pipe(
+    return Effect.gen(function* () {
+      // Held like a turn's: if this process dies, another one's reaper closes the compaction (summaryLeaseKey).
+      yield* leases.hold("turn", session, summaryLeaseKey(upToSeq))
+      return yield* llm.summarize({ memory: work.messages, session, upToSeq, entry: work.entry, ...(known ? { model: work.model } : {}) })
+    }).pipe(
+      Effect.scoped,
       Effect.matchEffect({
         onSuccess: (summary) => writer.submit(session, { type: "model_summary", upToSeq, summary }, "model"),
         onFailure: (e) => writer.submit(session, { type: "model_summary_failed", upToSeq, error: e.message }, "model")
@@ -127,7 +132,7 @@ export const make = Effect.gen(function* () {
       for (const w of c.work) {
         if (w.kind === "summary") {
           const started = c.events.find((e) => e.type === "CompactionStarted" && e.upToSeq === w.upToSeq)
-          yield* FiberMap.run(turns, workKey(w.session, `summary-${w.upToSeq}`), runSummary(w, started?.seq ?? 0), { onlyIfMissing: true })
+          yield* FiberMap.run(turns, workKey(w.session, summaryLeaseKey(w.upToSeq)), runSummary(w, started?.seq ?? 0), { onlyIfMissing: true })
           continue
         }
         if (w.kind !== "turn") continue
@@ -146,7 +151,7 @@ export const make = Effect.gen(function* () {
   const stopAll = (reason: string) =>
     // A compaction stopped here stays open on the tape: recovery closes it on the next start (MemoryTrimmed, rule 6).
     stopEvery(turns, (session, id) =>
-      id.startsWith("summary-") ? Effect.void : Effect.ignore(writer.submit(session, { type: "abandon_turn", turnId: id, reason }, "system"))
+      compactionOfLease(id) !== undefined ? Effect.void : Effect.ignore(writer.submit(session, { type: "abandon_turn", turnId: id, reason }, "system"))
     )
 
   return LlmRunner.of({ stopAll })

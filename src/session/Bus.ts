@@ -39,6 +39,14 @@ export type Work =
 /** The key of a session's turn or call in a runner's FiberMap. */
 export const workKey = (session: string, id: string): string => `${session}\u0000${id}`
 
+/** The lease (kind `turn`) of a compaction being summarised, and the compaction a lease key names, if it is one. */
+export const summaryLeaseKey = (upToSeq: number): string => `summary-${upToSeq}`
+export const compactionOfLease = (key: string): number | undefined => {
+  const m = /^summary-([1-9][0-9]{0,15})$/.exec(key)
+  return m === null ? undefined : Number(m[1])
+}
+
+
 /** Interrupts every fiber a runner holds, then records each one's work as abandoned with `abandon(session, id)`. */
 export const stopEvery = (fibers: FiberMap.FiberMap<string>, abandon: (session: string, id: string) => Effect.Effect<void>) =>
   Effect.gen(function* () {
