@@ -16,6 +16,8 @@ interface MutableCall {
   result: string
   /** Tokens of the call (name, id, args) and its result as the memory holds them. */
   tokens: number
+  /** Tokens of the call's name, id and args (counted again only when the args change: an edit). */
+  callTokens: number
   /** Its turn is older than the last few: a long result is kept as head and tail (see `shorten`). */
   aged: boolean
 }
@@ -94,14 +96,12 @@ export const shorten = (result: string): string =>
     ? result
     : `${result.slice(0, HEAD_CHARS)}\n[… ${result.length - HEAD_CHARS - TAIL_CHARS} characters of this older tool output are left out of the memory …]\n${result.slice(-TAIL_CHARS)}`
 
-const callTokens = (tool: string, callId: string, args: JsonObject, result: string): number =>
-  MESSAGE_OVERHEAD + tokensOf(tool) + tokensOf(callId) + tokensOf(JSON.stringify(args)) + tokensOf(result)
-
 /** Sets a call's args and result (shortened when its turn has aged), keeping the estimate. */
 const setCall = (state: MemoryState, c: MutableCall, args: JsonObject, result: string): void => {
+  if (c.args !== args || c.callTokens === 0) c.callTokens = MESSAGE_OVERHEAD + tokensOf(c.tool) + tokensOf(c.callId) + tokensOf(JSON.stringify(args))
   c.args = args
   c.result = c.aged ? shorten(result) : result
-  const tokens = callTokens(c.tool, c.callId, c.args, c.result)
+  const tokens = c.callTokens + tokensOf(c.result)
   state.estimate += tokens - c.tokens
   c.tokens = tokens
 }
@@ -319,7 +319,7 @@ export const evolveMemory = (state: MemoryState, e: Envelope, call: CallState | 
     case "ToolCallInvalid": {
       const m = state.turns.get(e.turnId)
       if (m && call) {
-        const c: MutableCall = { callId: e.callId, tool: e.tool, args: call.args, result: "", tokens: 0, aged: false }
+        const c: MutableCall = { callId: e.callId, tool: e.tool, args: call.args, result: "", tokens: 0, callTokens: 0, aged: false }
         setCall(state, c, call.args, resultText(call))
         m.toolCalls.push(c)
         state.calls.set(e.callId, c)
