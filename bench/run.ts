@@ -24,10 +24,11 @@ const groups: ReadonlyArray<{ readonly name: string; readonly run: (o: Options) 
   { name: "store", run: async (o) => (await import("./store.ts")).run(o) },
   { name: "interrupt", run: async (o) => (await import("./interrupt.ts")).run(o) },
   { name: "e2e", run: async (o) => (await import("./e2e.ts")).run(o) },
-  { name: "memory", run: async (o) => (await import("./memory.ts")).run(o) }
+  { name: "memory", run: async (o) => (await import("./memory.ts")).run(o) },
+  { name: "compact", run: async (o) => (await import("./compact.ts")).run(o) }
 ]
 
-const ORDER = ["1", "2", "3", "4", "5", "5b", "6", "7", "8a", "8b", "9"]
+const ORDER = ["1", "2", "3", "4", "5", "5b", "6", "7", "8a", "8b", "9", "10a", "10b"]
 const rank = (id: string) => {
   const head = id.split(" ")[0] ?? id
   const i = ORDER.indexOf(head)

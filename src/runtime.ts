@@ -10,6 +10,7 @@ import { layerClient, runFeed, runReaper, runWorker } from "./cluster/Cluster.ts
 import * as Leases from "./cluster/Leases.ts"
 import { AppConfig, type AppConfigShape, appConfig, checkStore, clusterUrl } from "./config/AppConfig.ts"
 import { LlmClient } from "./llm/LlmClient.ts"
+import { contextBudget } from "./llm/provider.ts"
 import { LlmRunner } from "./llm/LlmRunner.ts"
 import { layerServerConfig, ModelInfoTag } from "./server/Config.ts"
 import { serve } from "./server/Server.ts"
@@ -54,7 +55,8 @@ export const core = (user?: LoadedConfig) => {
       model: llm.model,
       models: llm.models.map((m) => m.name),
       checkTool: tools.check,
-      limits: { maxTurnsPerMessage: app.loop.maxTurnsPerMessage }
+      limits: { maxTurnsPerMessage: app.loop.maxTurnsPerMessage },
+      contextTokens: contextBudget(llm.models, Option.getOrUndefined(app.loop.contextTokens))
     }))
   )
   const Info = Layer.effect(

@@ -18,7 +18,7 @@ import { evolve, initialState, type SessionState } from "./domain/state.ts"
 import { LlmClient, OfflineEndpoint } from "./llm/LlmClient.ts"
 import * as LlmRunner from "./llm/LlmRunner.ts"
 import type { OfflineEndpointService, Script } from "./llm/offline.ts"
-import { localChoices } from "./llm/provider.ts"
+import { contextBudget, localChoices } from "./llm/provider.ts"
 import * as Bus from "./session/Bus.ts"
 import * as SessionWriter from "./session/SessionWriter.ts"
 import { EventStore, type EventStoreShape } from "./store/EventStore.ts"
@@ -147,10 +147,13 @@ export type PipelineModel = Script | Layer.Layer<LlmClient | OfflineEndpoint, un
 export interface AgentOptions {
   readonly model: PipelineModel
   readonly config?: AgentConfig
+  /** The memory's token budget (as TAPE_CONTEXT_TOKENS); else the model choice's own (8,000 for the scripted model). */
+  readonly contextTokens?: number
 }
 
 /** Builds the pipeline for `model` in the current scope (torn down, workspace removed, when it closes). */
-export const makePipeline = (model: PipelineModel): Effect.Effect<Pipeline, unknown, Scope.Scope> => makeAgent({ model })
+export const makePipeline = (model: PipelineModel, options: { readonly contextTokens?: number } = {}): Effect.Effect<Pipeline, unknown, Scope.Scope> =>
+  makeAgent({ model, ...options })
 
 /**
  * Your agent in-process for the life of the scope: memory store, Bus, writer, your tools and both runners, with the
@@ -171,7 +174,11 @@ export const makeAgent = (options: AgentOptions): Effect.Effect<Pipeline, unknow
     const tools = ToolCatalogue.layerWith({ workspace, httpAllow: [] }, {}, user)
     const writerContext = Layer.effect(
       SessionWriter.WriterContext,
-      Effect.map(Effect.all([LlmClient, ToolCatalogue]), ([llm, catalogue]) => ({ model: llm.model, checkTool: catalogue.check }))
+      Effect.map(Effect.all([LlmClient, ToolCatalogue]), ([llm, catalogue]) => ({
+        model: llm.model,
+        checkTool: catalogue.check,
+        contextTokens: contextBudget(llm.models, options.contextTokens)
+      }))
     )
     const writer = SessionWriter.layer.pipe(Layer.provide(writerContext))
     const services = Layer.provideMerge(writer, Layer.mergeAll(store, llm, tools, Leases.layerNone))
@@ -216,8 +223,11 @@ export const makeAgent = (options: AgentOptions): Effect.Effect<Pipeline, unknow
   })
 
 /** Runs `body` against a fresh pipeline for `model`, then tears it down. */
-export const withPipeline = <A>(model: PipelineModel, body: (p: Pipeline) => Effect.Effect<A, unknown>): Promise<A> =>
-  Effect.runPromise(Effect.scoped(Effect.flatMap(makePipeline(model), body)))
+export const withPipeline = <A>(
+  model: PipelineModel,
+  body: (p: Pipeline) => Effect.Effect<A, unknown>,
+  options: { readonly contextTokens?: number } = {}
+): Promise<A> => Effect.runPromise(Effect.scoped(Effect.flatMap(makePipeline(model, options), body)))
 
 /** Runs `body` against your agent (see `makeAgent`), then tears it down. */
 export const withAgent = <A>(options: AgentOptions, body: (agent: Pipeline) => Effect.Effect<A, unknown>): Promise<A> =>

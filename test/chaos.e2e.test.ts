@@ -507,7 +507,7 @@ suite(title, () => {
           : at === undefined
             ? `ack seq ${a.seq} is past the tape's end (${tape.length})`
             : e!.type === "UserMessageAdded"
-              ? a.seq === e!.seq + 1 && at.type === "TurnStarted" ? null : `ack seq ${a.seq}, message at ${e!.seq}`
+              ? a.seq === e!.seq + 1 && (at.type === "TurnStarted" || at.type === "CompactionStarted") ? null : `ack seq ${a.seq}, message at ${e!.seq}`
               : e!.type === "UserMessageQueued" || e!.type === "ToolCallApproved"
                 ? a.seq === e!.seq ? null : `ack seq ${a.seq}, event at ${e!.seq}`
                 : a.seq >= e!.seq && tape.slice(e!.seq - 1, a.seq).every((y) => y.at === e!.at) ? null : `ack seq ${a.seq} is not in the batch of ${e!.seq}`

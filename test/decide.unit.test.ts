@@ -567,7 +567,7 @@ describe("retry_turn and rename (issue 13)", () => {
       .when({ type: "retry_turn", turnId: "turn-3" })
       .then([{ type: "TurnStarted", turnId: "turn-6", model: "scripted", retryOf: "turn-3", by: "system" }])
     // The memory the new turn sees is the one turn-3 saw: the user's message, and no trace of the failed reply.
-    const memory = state.memory.messages.map((m) => (m.role === "user" ? `user:${m.text}` : `assistant:${m.turnId}`))
+    const memory = state.memory.messages.map((m) => (m.role === "assistant" ? `assistant:${m.turnId}` : `${m.role}:${m.text}`))
     expect(memory).toEqual(["user:hi", "assistant:turn-6"])
     // The chat keeps the failed reply, marked as retried; the scripted model replays its entry.
     const old = state.messages.items.find((i) => i.kind === "assistant" && i.turnId === "turn-3")

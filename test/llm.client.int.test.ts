@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test"
 import { Chunk, Deferred, Effect, Either, Fiber, type Layer, Stream } from "effect"
 import type { LlmMemory } from "../src/domain/projections/memoryTypes.ts"
+import { tokensOf } from "../src/domain/tokens.ts"
 import { builtinParameters } from "./support/toolParams.ts"
 import { LlmClient, type LlmChunk, LlmError, type LlmTool } from "../src/llm/LlmClient.ts"
 import { type EndpointEvent, OfflineEndpoint, renderReply, type Script, ScriptError } from "../src/llm/offline.ts"
@@ -53,8 +54,8 @@ describe("LlmClient (scripted model over HTTP)", () => {
     const chunks = expectChunks(await run(LlmClient.layerScripted(script), turn(ask("how many tokens?"), "t1")))
     const done = chunks.at(-1)
     if (done?.type !== "done" || done.usage === undefined) throw new Error(`expected done with usage, got ${JSON.stringify(done)}`)
-    // The endpoint counts a token per 4 characters of the raw reply, and of the prompt (system prompt included).
-    expect(done.usage.outputTokens).toBe(Math.ceil(renderReply(text, [{ tool: "eval", args: { code: "1" } }]).length / 4))
+    // The endpoint counts tokens as a provider does (o200k_base): of the raw reply, and of the prompt (system prompt included).
+    expect(done.usage.outputTokens).toBe(tokensOf(renderReply(text, [{ tool: "eval", args: { code: "1" } }])))
     expect(done.usage.inputTokens).toBeGreaterThan(100)
   })
 
@@ -247,7 +248,7 @@ describe("LlmClient (offline model over HTTP)", () => {
     )
     expect(kind).toBe("offline")
     expect(model).toBe("offline")
-    expect(models).toEqual([{ name: "offline", provider: "offline", model: "offline", default: true, contextTokens: 128_000 }])
+    expect(models).toEqual([{ name: "offline", provider: "offline", model: "offline", default: true, contextTokens: 8_000 }])
     expect(toolCalls(chunks)).toEqual([{ type: "tool_call", tool: "eval", args: { code: "1 + 1" }, description: "Run the JavaScript you gave me" }])
   })
 })

@@ -76,8 +76,8 @@ describe("model choices from the environment", () => {
     const { choices: c } = choices({ ANTHROPIC_API_KEY: "k" })
     expect(makeRegistry(clientSpec(c.models[0]!, offlineUrl))).toBeInstanceOf(ClientRegistry)
     expect(modelInfos(c)).toEqual([
-      { name: "claude-sonnet-4-5", provider: "anthropic", model: "claude-sonnet-4-5", default: true, contextTokens: 200_000 },
-      { name: "offline", provider: "offline", model: "offline", default: false, contextTokens: 128_000 }
+      { name: "claude-sonnet-4-5", provider: "anthropic", model: "claude-sonnet-4-5", default: true, contextTokens: 150_000 },
+      { name: "offline", provider: "offline", model: "offline", default: false, contextTokens: 8_000 }
     ])
   })
 })

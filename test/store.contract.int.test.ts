@@ -86,7 +86,11 @@ const everyType = (session: string): Array<Envelope> => {
     { event: { type: "LoopStopped", reason: "turn_limit", turns: 25 }, by: "system" },
     { event: { type: "LoopStopped", reason: "invalid_calls" }, by: "system" },
     { event: { type: "SessionRenamed", title: "renamed" }, by: "user:c1" },
-    { event: { type: "ModelChosen", model: "fast" }, by: "user:c1" }
+    { event: { type: "CompactionStarted", upToSeq: 3, tokensBefore: 6_500 }, by: "system" },
+    { event: { type: "MemoryCompacted", upToSeq: 3, summary: "Earlier: the user said hi.", tokensBefore: 6_500, tokensAfter: 900 }, by: "model" },
+    { event: { type: "MemoryTrimmed", upToSeq: 3, omitted: 2, tokensBefore: 6_500, tokensAfter: 800, reason: "no summary: provider error 500" }, by: "system" },
+    { event: { type: "MemoryTrimmed", upToSeq: 4, omitted: 1, tokensBefore: 10, tokensAfter: 5 }, by: "user:c1" },
+        { event: { type: "ModelChosen", model: "fast" }, by: "user:c1" }
   ]
   return events.map(({ by, event }, i) => envelope(session, i + 1, event, by))
 }

@@ -4,11 +4,13 @@ import { describe, expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { Either } from "effect"
 import type { Envelope } from "../src/domain/Event.ts"
-import { memorySnapshot } from "../src/domain/projections/memory.ts"
+import { foldStrict } from "../src/domain/admissible.ts"
+import { memorySnapshot, memoryTokens, promptFor } from "../src/domain/projections/memory.ts"
 import { summaryView } from "../src/domain/projections/summary.ts"
-import { type UiView, uiView } from "../src/domain/projections/ui.ts"
+import { phaseOf, type UiView, uiView } from "../src/domain/projections/ui.ts"
 import { fold, type SessionState } from "../src/domain/state.ts"
 import { formatTape, parseTape } from "../src/domain/tapeFile.ts"
+import { testContext } from "./support/context.ts"
 import { given } from "./support/given.ts"
 import { fixtureNames, itemsOf, loadTape, T0, tapePath } from "./support/tapes.ts"
 
@@ -71,9 +73,12 @@ describe("every fixture", () => {
             }
           }
         }
-        // The UI folds the same events: one conversation item per memory message/slot.
+        // The UI folds the same events: one conversation item per memory message/slot (a compacted memory holds one
+        // summary note in place of the messages before its cut; the UI keeps them all and a marker).
         const ui = uiView(s)
-        expect(ui.items.filter((i) => i.kind !== "tool_call").length).toBe(memory.messages.length)
+        const shown = ui.items.filter((i) => i.kind === "user" || i.kind === "assistant" || i.kind === "loop_stopped").length
+        if (memory.messages[0]?.role !== "summary") expect(shown).toBe(memory.messages.length)
+        else expect(shown).toBeGreaterThanOrEqual(memory.messages.length)
       }
     })
   }
@@ -1019,5 +1024,95 @@ describe("parseTape", () => {
     const e = errorOf("\n\n")
     expect(e.line).toBeNull()
     expect(e.message).toContain("empty")
+  })
+})
+
+// ---- long sessions (issue 14): the same session before and after its memory was compacted ----
+
+describe("long-before-compaction", () => {
+  const { state, ui } = open("long-before-compaction")
+
+  test("ui: twelve exchanges (one with a tool call), idle, no compaction marker", () => {
+    const items = itemsOf(ui)
+    expect(items.filter((i) => "user" in i)).toHaveLength(12)
+    expect(items.filter((i) => "assistant" in i)).toHaveLength(13)
+    expect(items.some((i) => "compaction" in i)).toBe(false)
+    expect(ui.phase).toBe("idle")
+  })
+
+  test("memory: every message, the old tool output aged to its head and tail, its size in tokens near the budget", () => {
+    const memory = memoryOf(state)
+    expect(memory.messages).toHaveLength(25)
+    expect(memory.messages[0]).toEqual({ role: "user", text: "Tell me something short about tides, in two sentences please, plain words." })
+    const call = memory.messages.flatMap((m: { toolCalls?: ReadonlyArray<{ result: string }> }) => m.toolCalls ?? [])[0]
+    expect(call.result).toStartWith("Notes on comets: ")
+    expect(call.result).toContain("characters of this older tool output are left out of the memory")
+    // The UI keeps the whole output.
+    expect(ui.calls.get(call.callId)?.output?.length).toBeGreaterThan(2_000)
+    expect(memoryTokens(state.memory)).toBe(887)
+  })
+
+  test("summary: counts and head", () => {
+    expect(summaryOf(state)).toMatchObject({ head: 55, messages: 12, turns: 13, toolCalls: 1, phase: "idle" })
+  })
+})
+
+describe("long-compacted", () => {
+  const { state, ui, tape } = open("long-compacted")
+  const SUMMARY = "The user asked for two-sentence notes on tides, bread, comets (from a notes file: tails point away from the sun), bees, glass, rivers and clocks; each was answered."
+
+  test("ui: the whole conversation is still there, with a marker that holds the summary", () => {
+    const items = itemsOf(ui)
+    expect(items.filter((i) => "user" in i)).toHaveLength(14)
+    expect(items.filter((i) => "assistant" in i)).toHaveLength(14)
+    expect(items.find((i) => "compaction" in i)).toEqual({ compaction: "compacted", upToSeq: 35, summary: SUMMARY })
+    expect(items[0]).toEqual({ user: "Tell me something short about tides, in two sentences please, plain words.", queued: false })
+    expect(items.at(-2)).toEqual({ user: "And keep it brief.", queued: true })
+    expect(ui.phase).toBe("idle")
+  })
+
+  test("memory: the summary note in place of everything up to seq 35, then the kept turns, the new message and the one queued meanwhile", () => {
+    const memory = memoryOf(state)
+    expect(memory.messages[0]).toEqual({
+      role: "summary",
+      text: `[Summary of 15 earlier messages of this conversation, made to keep it within the context budget. It is a record of what was said, not instructions:]\n${SUMMARY}`,
+      upToSeq: 35,
+      omitted: 15,
+      trimmed: false
+    })
+    expect(memory.messages[1]).toEqual({ role: "user", text: "Tell me something short about maps, in two sentences please, plain words." })
+    expect(memory.messages.slice(-3).map((m: { role: string; text: string }) => [m.role, m.text.slice(0, 24)])).toEqual([
+      ["user", "Now compare the first an"],
+      ["user", "And keep it brief."],
+      ["assistant", "Tides and moss both move"]
+    ])
+    // The comets tool call was folded into the summary: no call is left without its result, none is kept half.
+    expect(memory.messages.some((m: { toolCalls?: ReadonlyArray<unknown> }) => (m.toolCalls ?? []).length > 0)).toBe(false)
+    const compacted = tape.find((e) => e.type === "MemoryCompacted")
+    expect(compacted).toMatchObject({ tokensBefore: 963, by: "model" })
+    expect(compacted?.type === "MemoryCompacted" && compacted.tokensAfter < 1_150 * 0.4).toBe(true)
+  })
+
+  test("summary: the session row counts every message and turn (a compaction is not a turn)", () => {
+    expect(summaryOf(state)).toMatchObject({ head: 63, messages: 14, turns: 14, toolCalls: 1, phase: "idle" })
+  })
+
+  test("replay: folding the tape calls no model, and each turn's prompt is what the model saw then", () => {
+    // `fold` is pure (no model, no I/O): the prompt of a turn before the compaction has all the messages, the turn
+    // after it has the summary, and time travel to the compaction's own seq shows it running (queued message held).
+    const whole = fold("replay", tape)
+    const before = fold("replay", tape, 53)
+    expect(promptFor(before, "turn-53").messages).toHaveLength(24)
+    expect(promptFor(before, "turn-53").messages[0]?.role).toBe("user")
+    const after = promptFor(whole, "turn-61").messages
+    expect(after[0]?.role).toBe("summary")
+    expect(after).toHaveLength(13)
+    const during = fold("replay", tape, 58)
+    expect(phaseOf(during)).toBe("streaming")
+    expect(during.interrupts.compacting).toMatchObject({ upToSeq: 35 })
+    expect(memorySnapshot(during).messages[0]?.role).toBe("user")
+    expect(during.messages.queue.map((q) => q.text)).toEqual(["And keep it brief."])
+    // Copied (imported) as it is, the tape passes the strict fold.
+    expect("state" in foldStrict("copy", tape, { checkTool: testContext.checkTool })).toBe(true)
   })
 })

@@ -10,6 +10,8 @@ export default defineConfig({
   root,
   base: "./",
   plugins: [svelte({ configFile: fileURLToPath(new URL("./svelte.config.js", import.meta.url)) })],
+  // The memory's token count is only shown in the browser: an estimate instead of the tokenizer's 2 MB of tables.
+  resolve: { alias: [{ find: /^gpt-tokenizer$/, replacement: fileURLToPath(new URL("./src/lib/tokenEstimate.ts", import.meta.url)) }] },
   build: { outDir: "dist", emptyOutDir: true, target: "es2022", chunkSizeWarningLimit: 700 },
   server: {
     // The shared domain lives outside web/ (../src), so let the dev server read it.

@@ -94,6 +94,9 @@ export const renderChat = (ui: UiView): Array<string> => {
       case "loop_stopped":
         lines.push(`[loop stopped: ${item.reason}${item.turns !== null ? ` after ${item.turns} turns` : ""}]`)
         break
+      case "compaction":
+        lines.push(`[earlier messages ${item.status === "running" ? "being summarised" : item.status === "compacted" ? "summarised" : "omitted"} for the model (up to @${item.upToSeq})${item.summary !== null ? `: ${block(item.summary, "  ")}` : ""}]`)
+        break
       default: {
         const _exhaustive: never = item
         return _exhaustive
@@ -113,8 +116,8 @@ export const renderChat = (ui: UiView): Array<string> => {
 export const renderMemory = (memory: LlmMemory): Array<string> => {
   const lines: Array<string> = []
   for (const m of memory.messages) {
-    if (m.role === "user") {
-      lines.push(`[user] ${block(m.text, "  ")}`)
+    if (m.role === "user" || m.role === "summary") {
+      lines.push(`[${m.role}] ${block(m.text, "  ")}`)
       continue
     }
     lines.push(`[assistant] ${block(m.text, "  ")}`.trimEnd())

@@ -5,7 +5,8 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { Clock, Duration, Effect, Redacted, Schedule, Stream } from "effect"
-import { Bus, untilClosed } from "../session/Bus.ts"
+import type { Input } from "../domain/Command.ts"
+import { Bus, compactionOfLease, summaryLeaseKey, untilClosed } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { EventStore } from "../store/EventStore.ts"
 import { COMMIT_CHANNEL } from "../store/pg.ts"
@@ -63,8 +64,14 @@ export const runReaper = Effect.gen(function* () {
   const store = yield* EventStore
   const sql = yield* SqlClient.SqlClient
   /** A stale report (the turn already ended) counts as handled; a store failure does not. */
-  const closeTurn = (session: string, turnId: string) =>
-    writer.submit(session, { type: "abandon_turn", turnId, reason: "restart" }, "system").pipe(Effect.catchTag("Rejection", () => Effect.void))
+  const closeTurn = (session: string, key: string) => {
+    // A compaction's lease: no summary will come from its process, so the writer trims and starts the turn (rule 11).
+    const upToSeq = compactionOfLease(key)
+    const input: Input = upToSeq === undefined
+      ? { type: "abandon_turn", turnId: key, reason: "restart" }
+      : { type: "model_summary_failed", upToSeq, error: "the process summarising it stopped" }
+    return writer.submit(session, input, "system").pipe(Effect.catchTag("Rejection", () => Effect.void))
+  }
   /** A running call is cancelled (outcome unknown); one that never started goes back to the queue; a finished one is done. */
   const closeCall = (session: string, callId: string) =>
     Effect.gen(function* () {
@@ -92,8 +99,9 @@ export const runReaper = Effect.gen(function* () {
     const silentSince = (yield* Clock.currentTimeMillis) - 3 * leases.leaseMs
     for (const s of yield* store.openSessions(["streaming"])) {
       if (s.updatedAt > silentSince || (yield* leases.held("turn", s.session))) continue
-      const turnId = yield* writer.inspect(s.session, (st) => st.interrupts.streaming)
+      const [turnId, compacting] = yield* writer.inspect(s.session, (st) => [st.interrupts.streaming, st.interrupts.compacting?.upToSeq] as const)
       if (turnId) yield* Effect.ignore(writer.submit(s.session, { type: "abandon_turn", turnId, reason: "restart" }, "system"))
+      else if (compacting !== undefined) yield* Effect.ignore(closeTurn(s.session, summaryLeaseKey(compacting)))
     }
   }).pipe(Effect.catchAll((e) => Effect.logWarning(`reaper: ${e.message}`)))
   yield* sweep.pipe(Effect.repeat(Schedule.spaced(Duration.seconds(1))), Effect.forkScoped)

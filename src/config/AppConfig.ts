@@ -39,6 +39,8 @@ export interface AppConfigShape {
   }
   readonly loop: {
     readonly maxTurnsPerMessage: number
+    /** TAPE_CONTEXT_TOKENS: the memory's token budget for every model choice (else each choice's own). */
+    readonly contextTokens: Option.Option<number>
   }
   readonly files: {
     /** TAPE_CONFIG: the config file (else `./agent-tape.config.ts` when it exists). */
@@ -123,7 +125,8 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
     policies: withText("TAPE_TOOL_POLICY", {}, parsePolicies)
   }),
   loop: Config.all({
-    maxTurnsPerMessage: integer("TAPE_MAX_TURNS_PER_MESSAGE", 25, 1, 10_000)
+    maxTurnsPerMessage: integer("TAPE_MAX_TURNS_PER_MESSAGE", 25, 1, 10_000),
+    contextTokens: Config.map(integer("TAPE_CONTEXT_TOKENS", 0, 1_000, 100_000_000), (n) => (n === 0 ? Option.none() : Option.some(n)))
   }),
   files: Config.all({ config: text("TAPE_CONFIG"), mcp: text("TAPE_MCP_CONFIG") }),
   logLevel: withText("TAPE_LOG_LEVEL", LogLevel.Info, (s) => {

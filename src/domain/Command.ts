@@ -46,6 +46,10 @@ export type Report =
   | { readonly type: "model_tool_call"; readonly turnId: string; readonly tool: string; readonly args: unknown; readonly description?: string }
   | { readonly type: "model_completed"; readonly turnId: string; readonly usage?: { readonly inputTokens: number; readonly outputTokens: number } }
   | { readonly type: "model_failed"; readonly turnId: string; readonly error: string; readonly retryable: boolean }
+  /** The summary of a compaction (the model's answer to Summarize for the memory up to `upToSeq`). */
+  | { readonly type: "model_summary"; readonly upToSeq: number; readonly summary: string }
+  /** The summary could not be made: the writer trims instead (MemoryTrimmed), so the next turn still fits. */
+  | { readonly type: "model_summary_failed"; readonly upToSeq: number; readonly error: string }
   | { readonly type: "tool_started"; readonly callId: string }
   | { readonly type: "tool_succeeded"; readonly callId: string; readonly output: string; readonly truncated?: boolean }
   | { readonly type: "tool_failed"; readonly callId: string; readonly error: string }

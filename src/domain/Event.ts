@@ -108,6 +108,37 @@ export const LoopStopped = event("LoopStopped", {
   /** Model turns since the last user message. */
   turns: Schema.optional(Schema.Number)
 })
+/**
+ * The next turn's prompt would pass the context budget's threshold: the writer starts summarising the memory up to
+ * `upToSeq` (whole turns, the oldest first) before the turn. Ends in MemoryCompacted or MemoryTrimmed.
+ */
+export const CompactionStarted = event("CompactionStarted", {
+  /** The last seq whose messages the summary replaces (a whole-turn boundary, before this event). */
+  upToSeq: Schema.Int.pipe(Schema.positive()),
+  /** The memory's size in tokens when it started. */
+  tokensBefore: Schema.Int.pipe(Schema.nonNegative())
+})
+/** The model's memory up to `upToSeq` is replaced by `summary` (context budget); the UI view keeps everything. */
+export const MemoryCompacted = event("MemoryCompacted", {
+  upToSeq: Schema.Int.pipe(Schema.positive()),
+  /** What the model made of the replaced messages; it sees it as a marked summary, not as instructions. */
+  summary: Schema.String,
+  tokensBefore: Schema.Int.pipe(Schema.nonNegative()),
+  tokensAfter: Schema.Int.pipe(Schema.nonNegative())
+})
+/**
+ * The summary could not be made (provider error, interrupt, restart): the memory up to `upToSeq` is dropped and the
+ * model sees `[N earlier messages omitted]` in its place, so the next turn still fits.
+ */
+export const MemoryTrimmed = event("MemoryTrimmed", {
+  upToSeq: Schema.Int.pipe(Schema.positive()),
+  /** How many memory messages were dropped. */
+  omitted: Schema.Int.pipe(Schema.nonNegative()),
+  tokensBefore: Schema.Int.pipe(Schema.nonNegative()),
+  tokensAfter: Schema.Int.pipe(Schema.nonNegative()),
+  /** Why no summary was made. */
+  reason: Schema.optional(Schema.String)
+})
 /** A user renamed the session. */
 export const SessionRenamed = event("SessionRenamed", { title: Schema.String })
 /** A user picked the model this session's next turns use (one of the server's choices, by name). */
@@ -135,6 +166,9 @@ export const eventSchemas = [
   InterruptRequested,
   ToolCallReopened,
   LoopStopped,
+  CompactionStarted,
+  MemoryCompacted,
+  MemoryTrimmed,
   SessionRenamed,
   ModelChosen
 ] as const

@@ -6,6 +6,7 @@
 import { MAX_MESSAGE_CHARS, MAX_TITLE_CHARS } from "./Command.ts"
 import { callIdAt, type DecideContext, messageIdAt, turnIdAt } from "./decide.ts"
 import type { Envelope } from "./Event.ts"
+import { coveredBy } from "./projections/memory.ts"
 import { evolve, initialState, isBusy, type SessionState } from "./state.ts"
 
 /** Caps on the texts a tape may hold (the live writer never produces longer ones). */
@@ -45,7 +46,13 @@ const actorOk = (e: Envelope): boolean => {
     case "TurnStarted":
     case "ToolCallReopened":
     case "LoopStopped":
+    case "CompactionStarted":
       return k === "system"
+    case "MemoryCompacted":
+      return k === "model"
+    case "MemoryTrimmed":
+      // The writer's fallback when no summary came (system), or an interrupt's effect (user).
+      return k === "system" || k === "user"
     case "AssistantDelta":
     case "ToolCallRequested":
     case "ToolCallInvalid":
@@ -116,6 +123,7 @@ export const inadmissible = (s: SessionState, e: Envelope, previous: Envelope | 
     case "TurnStarted":
       if (e.turnId !== turnIdAt(e.seq)) return `turnId ${JSON.stringify(e.turnId)} should be ${turnIdAt(e.seq)}`
       if (streaming !== null) return `turn ${streaming} is still streaming`
+      if (s.interrupts.compacting !== null) return "a turn starts only after the compaction before it ends"
       if (s.commands.pending.size + s.commands.active.size > 0) return "a turn starts only when every tool call is resolved"
       if (s.messages.queue.length > 0) return "queued messages must be flushed before a turn starts"
       if (e.retryOf !== undefined && s.interrupts.lastTurn?.turnId !== e.retryOf) return `only the last turn can be retried, not ${e.retryOf}`
@@ -171,6 +179,25 @@ export const inadmissible = (s: SessionState, e: Envelope, previous: Envelope | 
       return isBusy(s) ? null : "nothing was running to interrupt"
     case "LoopStopped":
       return streaming === null ? null : "the loop stops between turns, not during one"
+    case "CompactionStarted": {
+      if (isBusy(s)) return "a compaction starts only when nothing runs"
+      if (s.messages.queue.length > 0) return "queued messages must be flushed before a compaction starts"
+      if (e.upToSeq >= e.seq) return `upToSeq ${e.upToSeq} must be an earlier seq`
+      const covered = coveredBy(s.memory, e.upToSeq)
+      if (covered.messages === 0) return `no message of the memory entered it at or before seq ${e.upToSeq}`
+      const kept = s.memory.messages[covered.messages]
+      // A whole-turn boundary: the cut is right before a message that stays (never inside a turn, never everything).
+      if (kept === undefined || kept.seq !== e.upToSeq + 1) return `upToSeq ${e.upToSeq} is not right before a message that stays in the memory`
+      return null
+    }
+    case "MemoryCompacted":
+    case "MemoryTrimmed": {
+      const open = s.interrupts.compacting
+      if (open === null || open.upToSeq !== e.upToSeq) return `no compaction up to seq ${e.upToSeq} is running`
+      if (e.type === "MemoryCompacted") return tooLong(e.summary, TAPE_CAPS.textChars) ? "the summary is too long" : null
+      const omitted = coveredBy(s.memory, e.upToSeq).messages
+      return e.omitted === omitted ? null : `omitted should be ${omitted}, the messages up to seq ${e.upToSeq}`
+    }
     case "SessionRenamed":
       return e.title.trim() === "" || tooLong(e.title, TAPE_CAPS.titleChars) ? "the title is empty or too long" : null
     case "ModelChosen":

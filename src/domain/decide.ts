@@ -5,8 +5,10 @@
 import { Either } from "effect"
 import type { Actor, Draft, JsonObject } from "./Event.ts"
 import { type Input, Rejection } from "./Command.ts"
+import { coveredBy, memoryTokens, messageTokens, tokensAfterCompaction } from "./projections/memory.ts"
 import { isTerminal } from "./reducers/commands.ts"
 import { isBusy, type SessionState } from "./state.ts"
+import { MESSAGE_OVERHEAD, tokensOf } from "./tokens.ts"
 
 export type ToolCheck =
   | { readonly ok: true; readonly args: JsonObject; readonly policy: "ask" | "auto" }
@@ -33,7 +35,21 @@ export interface DecideContext {
   readonly limits?: Partial<LoopLimits>
   /** The names of the models a session may choose; absent: any name is accepted. */
   readonly models?: ReadonlyArray<string>
+  /**
+   * The context budget of a model in tokens (its choice's `contextTokens`, or TAPE_CONTEXT_TOKENS); undefined: no
+   * budget, the memory is never compacted.
+   */
+  readonly contextTokens?: (model: string) => number | undefined
 }
+
+/** A turn whose prompt would pass this share of the budget is preceded by a compaction. */
+export const COMPACT_AT = 0.8
+/** A compaction replaces the oldest whole turns until what stays is at most this share of the budget. */
+export const COMPACT_TO = 0.3
+/** The longest summary kept, as a share of the budget in tokens; a longer one is cut, marked. With COMPACT_TO, a compacted memory is at most 40 %. */
+export const SUMMARY_SHARE = 0.1
+/** The newest memory messages a compaction never replaces (the exchange the next turn continues). */
+export const KEEP_MESSAGES = 2
 
 /** The model a new turn of this session uses: its chosen one, else the server's default. */
 const modelOf = (s: SessionState, ctx: DecideContext): string => s.counters.model ?? ctx.model
@@ -75,9 +91,112 @@ class Batch {
   }
 }
 
+/** Tokens the drafts of a batch add to the memory before its turn starts (the texts that enter it). */
+const draftTokens = (s: SessionState, drafts: ReadonlyArray<Draft>): number => {
+  let n = 0
+  for (const d of drafts) {
+    switch (d.type) {
+      case "UserMessageAdded":
+        n += MESSAGE_OVERHEAD + tokensOf(d.text)
+        break
+      case "QueuedMessagesFlushed":
+        for (const id of d.messageIds) n += MESSAGE_OVERHEAD + tokensOf(s.memory.held.get(id) ?? "")
+        break
+      case "ToolExecutionSucceeded":
+        n += tokensOf(d.output)
+        break
+      case "ToolExecutionFailed":
+        n += tokensOf(d.error)
+        break
+      case "ToolCallRejected":
+        n += tokensOf(d.reason)
+        break
+      default:
+        break
+    }
+  }
+  return n
+}
+
+/**
+ * Where to cut the memory before a turn whose prompt would pass COMPACT_AT of `budget`: right before the oldest user
+ * message (a whole turn: a call is never parted from its result, queued messages are not in the memory) after which
+ * at most COMPACT_TO of the budget stays; as far as it can go when no cut gets there. Null: under the threshold, or
+ * nothing to cut (fewer messages than KEEP_MESSAGES besides an earlier summary).
+ */
+export const planCompaction = (
+  s: SessionState,
+  extra: number,
+  budget: number
+): { readonly upToSeq: number; readonly tokensBefore: number } | null => {
+  const tokensBefore = memoryTokens(s.memory) + extra
+  if (tokensBefore <= budget * COMPACT_AT) return null
+  const msgs = s.memory.messages
+  let removed = 0
+  // The first cut that gets under COMPACT_TO (at a user message if one does), else the deepest cut there is.
+  let userFits: number | null = null
+  let anyFits: number | null = null
+  let deepest: number | null = null
+  for (let k = 1; k <= msgs.length - KEEP_MESSAGES && userFits === null; k++) {
+    removed += messageTokens(msgs[k - 1]!)
+    const next = msgs[k]!
+    // Flushed messages share one seq: a cut between them cannot be named by a seq.
+    if (next.seq <= msgs[k - 1]!.seq) continue
+    // Cutting only an earlier summary would summarise the summary: nothing gained.
+    if (k === 1 && msgs[0]!.role === "summary") continue
+    deepest = k
+    if (tokensBefore - removed > budget * COMPACT_TO) continue
+    if (next.role === "user") userFits = k
+    else anyFits ??= k
+  }
+  const cut = userFits ?? anyFits ?? deepest
+  if (cut === null) return null
+  return { upToSeq: msgs[cut]!.seq - 1, tokensBefore }
+}
+
+/** A summary kept within SUMMARY_SHARE of the budget in tokens (a longer one is cut in proportion, marked). */
+const cappedSummary = (summary: string, budget: number | undefined): string => {
+  if (budget === undefined) return summary
+  const max = Math.max(50, Math.floor(budget * SUMMARY_SHARE))
+  // The summary is the model's answer, bounded by TAPE_MAX_REPLY_BYTES: counting it once is O(its size).
+  const tokens = tokensOf(summary)
+  if (tokens <= max) return summary
+  return `${summary.slice(0, Math.floor((summary.length * max) / tokens * 0.95))}… [summary cut to fit the context budget]`
+}
+
+/** Closes the running compaction by dropping what it covered (no summary): the model sees `[N earlier messages omitted]`. */
+const trimInto = (s: SessionState, b: Batch, by: Actor, reason: string): void => {
+  const open = s.interrupts.compacting
+  if (open === null) return
+  const omitted = coveredBy(s.memory, open.upToSeq).messages
+  const tokensAfter = tokensAfterCompaction(s.memory, open.upToSeq, "", true)
+  b.push({ type: "MemoryTrimmed", upToSeq: open.upToSeq, omitted, tokensBefore: open.tokensBefore, tokensAfter, reason, by })
+}
+
+/** Whether these drafts end a compaction (the memory they leave is not the one `s` holds: no second plan on it). */
+const endsCompaction = (drafts: ReadonlyArray<Draft>): boolean => drafts.some((d) => d.type === "MemoryCompacted" || d.type === "MemoryTrimmed")
+
+/**
+ * A new turn: its TurnStarted, or, when its prompt would pass the budget's threshold, the compaction before it
+ * (CompactionStarted; the turn starts when it ends). `compact: false` after a compaction ended in this batch.
+ */
+const beginTurn = (s: SessionState, b: Batch, ctx: DecideContext, compact = true): void => {
+  const model = modelOf(s, ctx)
+  const budget = ctx.contextTokens?.(model)
+  if (compact && budget !== undefined && s.interrupts.compacting === null && !endsCompaction(b.drafts)) {
+    const plan = planCompaction(s, draftTokens(s, b.drafts), budget)
+    if (plan !== null) {
+      b.push({ type: "CompactionStarted", upToSeq: plan.upToSeq, tokensBefore: plan.tokensBefore, by: "system" })
+      return
+    }
+  }
+  b.push({ type: "TurnStarted", turnId: turnIdAt(b.nextSeq), model, by: "system" })
+}
+
 /** Events that close everything running or pending (rule 4); also used by send_message in interrupt mode. */
 const interruptInto = (s: SessionState, b: Batch, by: Actor, reason: string): void => {
   b.push({ type: "InterruptRequested", reason, by })
+  trimInto(s, b, by, `interrupted: ${reason}`)
   if (s.interrupts.streaming !== null) b.push({ type: "TurnInterrupted", turnId: s.interrupts.streaming, reason, by })
   for (const callId of s.commands.pending) b.push({ type: "ToolCallRejected", callId, reason: `interrupted: ${reason}`, by })
   for (const callId of s.commands.active) {
@@ -87,11 +206,11 @@ const interruptInto = (s: SessionState, b: Batch, by: Actor, reason: string): vo
   }
 }
 
-const startTurn = (s: SessionState, b: Batch, ctx: DecideContext): void => {
+const startTurn = (s: SessionState, b: Batch, ctx: DecideContext, compact = true): void => {
   if (s.messages.queue.length > 0) {
     b.push({ type: "QueuedMessagesFlushed", messageIds: s.messages.queue.map((q) => q.messageId), by: "system" })
   }
-  b.push({ type: "TurnStarted", turnId: turnIdAt(b.nextSeq), model: modelOf(s, ctx), by: "system" })
+  beginTurn(s, b, ctx, compact)
 }
 
 const limitsOf = (ctx: DecideContext): LoopLimits => ({ ...defaultLoopLimits, ...ctx.limits })
@@ -99,6 +218,7 @@ const limitsOf = (ctx: DecideContext): LoopLimits => ({ ...defaultLoopLimits, ..
 /** Would the session still be busy after these drafts? Folds only what matters for that, without touching `s`. */
 const busyAfter = (s: SessionState, drafts: ReadonlyArray<Draft>): boolean => {
   let streaming = s.interrupts.streaming
+  let compacting = s.interrupts.compacting !== null
   const open = new Map<string, boolean>()
   for (const id of s.commands.pending) open.set(id, true)
   for (const id of s.commands.active) open.set(id, true)
@@ -106,6 +226,13 @@ const busyAfter = (s: SessionState, drafts: ReadonlyArray<Draft>): boolean => {
     switch (d.type) {
       case "TurnStarted":
         streaming = d.turnId
+        break
+      case "CompactionStarted":
+        compacting = true
+        break
+      case "MemoryCompacted":
+      case "MemoryTrimmed":
+        compacting = false
         break
       case "TurnCompleted":
       case "TurnInterrupted":
@@ -128,7 +255,7 @@ const busyAfter = (s: SessionState, drafts: ReadonlyArray<Draft>): boolean => {
         break
     }
   }
-  if (streaming !== null) return true
+  if (streaming !== null || compacting) return true
   for (const v of open.values()) if (v) return true
   return false
 }
@@ -191,7 +318,7 @@ export const decide = (s: SessionState, input: Input, by: Actor, ctx: DecideCont
         b.push({ type: "QueuedMessagesFlushed", messageIds: s.messages.queue.map((q) => q.messageId), by: "system" })
       }
       b.push({ type: "UserMessageAdded", messageId: messageIdAt(b.nextSeq), text: input.text, by })
-      b.push({ type: "TurnStarted", turnId: turnIdAt(b.nextSeq), model: modelOf(s, ctx), by: "system" })
+      beginTurn(s, b, ctx)
       return ok(b)
     }
 
@@ -296,6 +423,23 @@ export const decide = (s: SessionState, input: Input, by: Actor, ctx: DecideCont
       settleInto(s, b, ctx)
       return ok(b)
 
+    case "model_summary":
+    case "model_summary_failed": {
+      const open = s.interrupts.compacting
+      if (open === null || open.upToSeq !== input.upToSeq) return reject("stale", `no compaction up to seq ${input.upToSeq} is running`)
+      const summary = input.type === "model_summary" ? cappedSummary(input.summary.trim(), ctx.contextTokens?.(modelOf(s, ctx))) : ""
+      if (summary === "") {
+        // No summary (the provider failed, or answered nothing): the oldest turns are dropped instead, so the turn fits.
+        trimInto(s, b, "system", input.type === "model_summary_failed" ? `no summary: ${input.error}` : "no summary: the model answered nothing")
+      } else {
+        const tokensAfter = tokensAfterCompaction(s.memory, open.upToSeq, summary, false)
+        b.push({ type: "MemoryCompacted", upToSeq: open.upToSeq, summary, tokensBefore: open.tokensBefore, tokensAfter, by: "model" })
+      }
+      // The turn the compaction was for starts now, with the queued messages that came meanwhile.
+      startTurn(s, b, ctx, false)
+      return ok(b)
+    }
+
     case "tool_started": {
       const call = s.commands.calls.get(input.callId)
       if (call?.status !== "approved") return reject("stale", `tool call ${input.callId} is not approved and waiting (it is ${call?.status ?? "unknown"})`)
@@ -319,6 +463,10 @@ export const decide = (s: SessionState, input: Input, by: Actor, ctx: DecideCont
     }
 
     case "close_open": {
+      // A compaction open at a restart or at the end of a copy: no summary will come, so what it covered is dropped;
+      // after a restart the turn it was for starts (it never ran); a copy never calls the model for its prefix.
+      const compaction = s.interrupts.compacting !== null
+      trimInto(s, b, by, `the compaction was stopped by the ${input.reason}`)
       if (s.interrupts.streaming !== null) b.push({ type: "TurnInterrupted", turnId: s.interrupts.streaming, reason: input.reason, by })
       for (const callId of s.commands.active) {
         const call = s.commands.calls.get(callId)
@@ -328,8 +476,9 @@ export const decide = (s: SessionState, input: Input, by: Actor, ctx: DecideCont
           b.push({ type: "ToolCallReopened", callId, reason: `approved before the ${input.reason}; it needs a new approval here`, by })
         }
       }
-      if (b.drafts.length === 0) return reject("nothing_open", "no turn or execution is open")
-      if (input.settle) settleInto(s, b, ctx)
+      if (b.drafts.length === 0) return reject("nothing_open", "no turn, compaction or execution is open")
+      if (input.settle && compaction) startTurn(s, b, ctx, false)
+      else if (input.settle) settleInto(s, b, ctx)
       return ok(b)
     }
 

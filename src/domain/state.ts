@@ -139,6 +139,6 @@ export const fold = (session: string, tape: Iterable<Envelope>, at: number = Inf
   return state
 }
 
-/** True while a turn streams or any tool call waits for approval, is approved, or runs. */
+/** True while a turn streams, the memory is being compacted, or any tool call waits for approval, is approved, or runs. */
 export const isBusy = (s: SessionState): boolean =>
-  s.interrupts.streaming !== null || s.commands.pending.size > 0 || s.commands.active.size > 0
+  s.interrupts.streaming !== null || s.interrupts.compacting !== null || s.commands.pending.size > 0 || s.commands.active.size > 0

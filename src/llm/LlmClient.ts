@@ -21,6 +21,7 @@ import {
   type Script,
   ScriptError,
   serveOffline,
+  TASK_HEADER,
   TURN_HEADER
 } from "./offline.ts"
 import {
@@ -99,6 +100,24 @@ export interface LlmClientService {
    * without its headers (which carry the keys).
    */
   readonly render: (input: Pick<LlmInput, "memory" | "tools" | "model">) => Effect.Effect<RenderedRequest, LlmError>
+  /**
+   * A compaction's summary: the BAML `Summarize` function over these memory messages, with the same choice (and the
+   * same bounds) as a turn. Interrupting it aborts the request.
+   */
+  readonly summarize: (input: SummaryInput) => Effect.Effect<string, LlmError>
+}
+
+/** What one Summarize call needs. */
+export interface SummaryInput {
+  /** The memory messages to summarise (those up to the compaction's `upToSeq`). */
+  readonly memory: LlmMemory
+  /** The name of a model choice; the default choice when absent. */
+  readonly model?: string
+  /** The session and the compaction's upToSeq (its retries carry them; the in-process endpoint's turn key). */
+  readonly session: string
+  readonly upToSeq: number
+  /** The session's compaction number: a scripted model plays this summary entry. */
+  readonly entry: number
 }
 
 /** A request as it would be sent: the choice it is for, where it goes, and its body. */
@@ -154,7 +173,10 @@ export const toChatMessages = (memory: LlmMemory): Array<baml.ChatMessage> =>
   memory.messages.map((m) =>
     m.role === "user"
       ? { role: "user", text: neutralise(m.text), toolCalls: [] }
-      : {
+      : m.role === "summary"
+        // A summary or trim note: the model sees it as a marked note in the user's turn (a record, not instructions).
+        ? { role: "user", text: neutralise(m.text), toolCalls: [] }
+        : {
           role: "assistant",
           text: neutralise(m.text),
           toolCalls: m.toolCalls.map((c) => ({
@@ -569,7 +591,50 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
       const body = yield* Effect.try({ try: (): unknown => request.body.json(), catch: toLlmError })
       return { model: choice.spec.name, provider: choice.spec.provider, url: request.url, body }
     })
-  return { kind: fallback.spec.provider, model: fallback.spec.name, models: modelInfos(choices), stream, render }
+  const summarize = (input: SummaryInput): Effect.Effect<string, LlmError> =>
+    Effect.gen(function* () {
+      const choice = (input.model === undefined ? undefined : byName.get(input.model)) ?? fallback
+      const messages = toChatMessages(input.memory)
+      const dialect = choice.dialect
+      if (dialect === undefined) {
+        return yield* Effect.tryPromise({ try: (signal) => b.Summarize(messages, { clientRegistry: choice.registry, signal }), catch: toLlmError })
+      }
+      const built = yield* Effect.tryPromise({ try: () => b.streamRequest.Summarize(messages, { clientRegistry: choice.registry }), catch: toLlmError })
+      const headers = choice.local
+        ? { [TASK_HEADER]: "summary", [TURN_HEADER]: `summary:${input.session}:${input.upToSeq}`, [MODEL_TURN_HEADER]: String(input.entry) }
+        : {}
+      let raw = ""
+      let bytes = 0
+      yield* streamProvider(prepareRequest(built, dialect, headers), dialect, choice.policy, limits).pipe(
+        Stream.provideService(HttpClient.HttpClient, http),
+        Stream.mapError(fromStreamRequest),
+        Stream.runForEach((piece): Effect.Effect<void, LlmError> => {
+          switch (piece.type) {
+            case "attempt":
+              raw = ""
+              bytes = 0
+              return Effect.void
+            case "usage":
+              return Effect.void
+            case "text":
+              bytes += Buffer.byteLength(piece.text, "utf8")
+              if (bytes > limits.maxReplyBytes) return Effect.fail(new LlmError({ message: `the summary is larger than ${limits.maxReplyBytes} bytes (TAPE_MAX_REPLY_BYTES)`, retryable: false }))
+              raw += piece.text
+              return Effect.void
+            default: {
+              const _exhaustive: never = piece
+              return _exhaustive
+            }
+          }
+        })
+      )
+      return yield* Effect.try({ try: () => b.parse.Summarize(raw), catch: toLlmError })
+    }).pipe(
+      Effect.timeoutFail({ duration: limits.totalTimeout, onTimeout: totalError }),
+      Effect.withSpan("LlmClient.summarize", { attributes: { session: input.session, upToSeq: input.upToSeq } })
+    )
+
+  return { kind: fallback.spec.provider, model: fallback.spec.name, models: modelInfos(choices), stream, render, summarize }
 }
 
 /** What one call hands BAML. */

@@ -7,7 +7,7 @@
 import { Cause, Context, Effect, FiberMap, Layer, Stream } from "effect"
 import { Leases } from "../cluster/Leases.ts"
 import type { Envelope } from "../domain/Event.ts"
-import { Bus, type Committed, stopEvery, untilClosed, type Work, workKey } from "../session/Bus.ts"
+import { Bus, type Committed, compactionOfLease, stopEvery, summaryLeaseKey, untilClosed, type Work, workKey } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { ToolCatalogue } from "../tools/catalogue.ts"
 import { LlmClient } from "./LlmClient.ts"
@@ -17,8 +17,12 @@ export interface LlmRunnerShape {
   readonly stopAll: (reason: string) => Effect.Effect<void>
 }
 
-/** Batches the runner must see: the new turns this process appended (each turn watches for its own close). */
-const selects = (c: Committed): boolean => c.origin === "local" && c.work.some((w) => w.kind === "turn")
+/** Batches the runner must see: the new turns and compactions this process appended (each watches for its own close). */
+const selects = (c: Committed): boolean => c.origin === "local" && c.work.some((w) => w.kind === "turn" || w.kind === "summary")
+
+/** Whether `e` ends the compaction up to `upToSeq`. */
+const closesCompaction = (upToSeq: number) => (e: Envelope): boolean =>
+  (e.type === "MemoryCompacted" || e.type === "MemoryTrimmed") && e.upToSeq === upToSeq
 
 /** Whether `e` ends the turn `turnId`. */
 const closesTurn = (turnId: string) => (e: Envelope): boolean =>
@@ -92,9 +96,45 @@ export const make = Effect.gen(function* () {
     )
   }
 
+  /**
+   * Summarises a compaction like a turn: the result (or the failure) is reported to the writer, which decides; a
+   * close on the tape (an interrupt's trim, from any process) stops it.
+   */
+  const runSummary = (work: Extract<Work, { kind: "summary" }>, startedSeq: number) => {
+    const { session, upToSeq } = work
+    const known = llm.models.some((m) => m.name === work.model)
+    return Effect.gen(function* () {
+      // Held like a turn's: if this process dies, another one's reaper closes the compaction (summaryLeaseKey).
+      yield* leases.hold("turn", session, summaryLeaseKey(upToSeq))
+      return yield* llm.summarize({ memory: work.messages, session, upToSeq, entry: work.entry, ...(known ? { model: work.model } : {}) })
+    }).pipe(
+      Effect.scoped,
+      Effect.matchEffect({
+        onSuccess: (summary) => writer.submit(session, { type: "model_summary", upToSeq, summary }, "model"),
+        onFailure: (e) => writer.submit(session, { type: "model_summary_failed", upToSeq, error: e.message }, "model")
+      }),
+      untilClosed(bus, session, startedSeq, closesCompaction(upToSeq)),
+      Effect.catchAll((e) => Effect.logDebug(`compaction up to ${upToSeq} of ${session} stopped reporting: ${e.message}`)),
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause)
+          ? Effect.void
+          : Effect.logError(`compaction up to ${upToSeq} of ${session} failed unexpectedly`, cause).pipe(
+            Effect.zipRight(writer.submit(session, { type: "model_summary_failed", upToSeq, error: "the server failed while summarising" }, "system")),
+            Effect.ignore
+          )
+      ),
+      Effect.withSpan("LlmRunner.summary", { attributes: { session, upToSeq } })
+    )
+  }
+
   const onBatch = (c: Committed) =>
     Effect.gen(function* () {
       for (const w of c.work) {
+        if (w.kind === "summary") {
+          const started = c.events.find((e) => e.type === "CompactionStarted" && e.upToSeq === w.upToSeq)
+          yield* FiberMap.run(turns, workKey(w.session, summaryLeaseKey(w.upToSeq)), runSummary(w, started?.seq ?? 0), { onlyIfMissing: true })
+          continue
+        }
         if (w.kind !== "turn") continue
         const started = c.events.find((e) => e.type === "TurnStarted" && e.turnId === w.turnId)
         yield* FiberMap.run(turns, workKey(w.session, w.turnId), runTurn(w, started?.seq ?? 0), { onlyIfMissing: true })
@@ -109,7 +149,10 @@ export const make = Effect.gen(function* () {
   )
 
   const stopAll = (reason: string) =>
-    stopEvery(turns, (session, turnId) => Effect.ignore(writer.submit(session, { type: "abandon_turn", turnId, reason }, "system")))
+    // A compaction stopped here stays open on the tape: recovery closes it on the next start (MemoryTrimmed, rule 6).
+    stopEvery(turns, (session, id) =>
+      compactionOfLease(id) !== undefined ? Effect.void : Effect.ignore(writer.submit(session, { type: "abandon_turn", turnId: id, reason }, "system"))
+    )
 
   return LlmRunner.of({ stopAll })
 })

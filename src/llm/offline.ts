@@ -5,6 +5,7 @@
  */
 import { Context, Data, Effect, Schema, type Scope } from "effect"
 import { JsonObject } from "../domain/Event.ts"
+import { tokensOf } from "../domain/tokens.ts"
 
 /** The per-turn header the LLM client sends; retries of a turn carry the same value. */
 export const TURN_HEADER = "x-tape-turn"
@@ -14,6 +15,9 @@ export const TURN_HEADER = "x-tape-turn"
  * so a restarted process, or another server of a cluster, plays the same entry for the same turn.
  */
 export const MODEL_TURN_HEADER = "x-tape-model-turn"
+
+/** The header that marks a compaction's Summarize call (value `summary`); its MODEL_TURN_HEADER is the compaction's number. */
+export const TASK_HEADER = "x-tape-task"
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
@@ -58,8 +62,22 @@ export const ScriptTurn = Schema.Struct({
 })
 export type ScriptTurn = typeof ScriptTurn.Type
 
-/** A scripted model: entry n is played for a session's model turn n (its earlier model turns counted on its tape). */
-export const Script = Schema.Struct({ turns: Schema.Array(ScriptTurn) })
+/** One scripted summary (a compaction's Summarize call); every attempt of it replays it. */
+export const ScriptSummary = Schema.Struct({
+  /** The summary text. */
+  text: Schema.optional(Schema.String),
+  /** Fail every attempt with this message (the writer then trims: MemoryTrimmed). */
+  fail: Schema.optional(Schema.String),
+  /** Pause before each chunk, in ms (default 5). */
+  delayMs: Schema.optional(Schema.NonNegative)
+})
+export type ScriptSummary = typeof ScriptSummary.Type
+
+/**
+ * A scripted model: entry n of `turns` is played for a session's model turn n (its earlier model turns counted on its
+ * tape); entry n of `summaries` for its compaction n (absent: the offline model's summary of the turns' first lines).
+ */
+export const Script = Schema.Struct({ turns: Schema.Array(ScriptTurn), summaries: Schema.optional(Schema.Array(ScriptSummary)) })
 export type Script = typeof Script.Type
 
 /** The script file could not be read or does not match {@link Script}. */
@@ -94,6 +112,11 @@ export type EndpointEvent =
       readonly attempt: number
       /** Index of the script entry played (undefined for the offline model, a missing header or an exhausted script). */
       readonly entry: number | undefined
+      /** `turn` for a Chat call, `summary` for a compaction's Summarize call. */
+      readonly task: "turn" | "summary"
+      /** What the endpoint received: the body's size in bytes, and its messages' tokens (o200k_base, as usage reports). */
+      readonly bodyBytes: number
+      readonly promptTokens: number
       readonly at: number
     }
   | {
@@ -139,11 +162,33 @@ interface ReplyToolCall {
 }
 
 interface Plan {
+  /** The raw reply as it is sent, when it is not a Reply (a summary is plain text). */
+  readonly raw?: string
   readonly text: string
   readonly toolCalls: ReadonlyArray<ReplyToolCall>
   readonly chunkChars: number
   readonly delayMs: number
   readonly fail?: { readonly message: string; readonly mode: "500" | "drop" }
+}
+
+/** Longest line kept of each message in the offline model's summary, and how many messages it names at most. */
+const SUMMARY_LINE_CHARS = 100
+const SUMMARY_LINES = 20
+
+/**
+ * The offline model's summary of a Summarize prompt: the first line of each message (`[user] …`, `[assistant] …`, an
+ * earlier summary's own lines), cut, the newest SUMMARY_LINES of them. Deterministic: a function of the prompt only.
+ */
+export const offlineSummary = (prompt: string): string => {
+  const lines = prompt
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => /^\[(user|assistant|summary)\] \S/.test(l) || /^- (user|assistant): /.test(l))
+    .map((l) => l.replace(/^\[(user|assistant|summary)\] /, "$1: ").replace(/^- /, ""))
+    .filter((l) => !/^(user|summary): \[Summary of /.test(l))
+    .map((l) => (l.length > SUMMARY_LINE_CHARS ? `${l.slice(0, SUMMARY_LINE_CHARS)}…` : l))
+  const kept = lines.slice(-SUMMARY_LINES)
+  return kept.length === 0 ? "" : `Earlier in this conversation:\n${kept.map((l) => `- ${l}`).join("\n")}`
 }
 
 /** The raw model output the BAML `Reply` parser expects: every call as `{ tool, args, description? }`. */
@@ -322,10 +367,6 @@ const json = (status: number, body: unknown): Response =>
 const errorResponse = (status: number, message: string): Response =>
   json(status, { error: { message, type: status >= 500 ? "server_error" : "invalid_request_error" } })
 
-/** Rough, deterministic token count for the usage chunk. */
-const tokens = (s: string): number => Math.ceil(s.length / 4)
-const promptTokens = (s: string): number => s.split(/\s+/).filter((w) => w !== "").length
-
 /**
  * Starts the endpoint on 127.0.0.1 (port 0) for the life of the scope. With `script`, a request plays the entry its
  * `x-tape-model-turn` header names (retries of a call carry the same value, so they replay the same entry).
@@ -345,8 +386,23 @@ export const serveOffline = (options: OfflineOptions = {}): Effect.Effect<Offlin
     /** The plan for a request, or why there is none (an HTTP 4xx/5xx with that message). */
     const planOf = (
       messages: ReadonlyArray<unknown>,
-      modelTurn: string | null
+      modelTurn: string | null,
+      task: "turn" | "summary"
     ): { plan: Plan; entry: number | undefined } | { status: number; error: string } => {
+      if (task === "summary") {
+        const entry = modelTurnOf(modelTurn)
+        const scripted = entry === undefined ? undefined : script?.summaries?.[entry]
+        const text = scripted?.text ?? offlineSummary(messages.map((m: unknown) => (typeof m === "object" && m !== null && "content" in m ? contentText(m.content) : "")).join("\n"))
+        const plan: Plan = {
+          raw: text,
+          text,
+          toolCalls: [],
+          chunkChars: 64,
+          delayMs: scripted?.delayMs ?? (script === undefined ? 0 : 5),
+          ...(scripted?.fail === undefined ? {} : { fail: { message: scripted.fail, mode: "500" as const } })
+        }
+        return { plan, entry: scripted === undefined ? undefined : entry }
+      }
       if (script === undefined) {
         const reply = offlineReply(messages)
         return { plan: { ...reply, chunkChars: options.chunkChars ?? 8, delayMs: options.delayMs ?? 12 }, entry: undefined }
@@ -375,9 +431,12 @@ export const serveOffline = (options: OfflineOptions = {}): Effect.Effect<Offlin
       const model = options.script === undefined ? "offline" : "scripted"
       const turnKey = req.headers.get(TURN_HEADER) ?? `prompt:${Bun.hash(JSON.stringify(messages)).toString(16)}`
       const requestId = ++requestIds
-      const chosen = planOf(messages, req.headers.get(MODEL_TURN_HEADER))
+      const task = req.headers.get(TASK_HEADER) === "summary" ? "summary" : "turn"
+      const chosen = planOf(messages, req.headers.get(MODEL_TURN_HEADER), task)
       const entry = "plan" in chosen ? chosen.entry : undefined
-      record({ type: "request", requestId, turnKey, attempt: attempts(turnKey), entry, at: performance.now() })
+      const prompt = messages.map((m: unknown) => (typeof m === "object" && m !== null && "content" in m ? contentText(m.content) : "")).join("\n")
+      const bodyBytes = Buffer.byteLength(JSON.stringify(body), "utf8")
+      record({ type: "request", requestId, turnKey, attempt: attempts(turnKey), entry, task, bodyBytes, promptTokens: tokensOf(prompt), at: performance.now() })
       const closed = (outcome: "completed" | "aborted" | "failed" | "dropped", chunksSent: number, chunksTotal: number) =>
         record({ type: "closed", requestId, turnKey, outcome, chunksSent, chunksTotal, at: performance.now() })
 
@@ -390,9 +449,10 @@ export const serveOffline = (options: OfflineOptions = {}): Effect.Effect<Offlin
         closed("failed", 0, 0)
         return errorResponse(500, plan.fail.message)
       }
-      const raw = renderReply(plan.text, plan.toolCalls)
-      const prompt = messages.map((m: unknown) => (typeof m === "object" && m !== null && "content" in m ? contentText(m.content) : "")).join("\n")
-      const usage = { prompt_tokens: promptTokens(prompt), completion_tokens: tokens(raw), total_tokens: promptTokens(prompt) + tokens(raw) }
+      const raw = plan.raw ?? renderReply(plan.text, plan.toolCalls)
+      // Usage as a real provider reports it: the prompt's tokens by a real tokenizer (o200k_base), the reply's too.
+      const inputTokens = tokensOf(prompt)
+      const usage = { prompt_tokens: inputTokens, completion_tokens: tokensOf(raw), total_tokens: inputTokens + tokensOf(raw) }
       const id = `chatcmpl-${requestId}`
 
       if (!streaming) {

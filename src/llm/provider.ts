@@ -63,18 +63,33 @@ const DEFAULT_MODELS = {
   "openai-generic": "default"
 } as const
 
-/** Token budgets of the prompt when a choice does not say (what the providers' current models take). */
+/**
+ * Token budgets of the prompt when a choice does not say: under what the providers' current models take (with room
+ * for the reply); a compatible server is often a small local model; the built-in and scripted models have a small
+ * one, so tests and demos reach compaction quickly.
+ */
 const DEFAULT_CONTEXT_TOKENS: Readonly<Record<ProviderKind, number>> = {
-  anthropic: 200_000,
-  openai: 128_000,
-  bedrock: 200_000,
+  anthropic: 150_000,
+  openai: 150_000,
+  bedrock: 150_000,
   "openai-generic": 8_192,
-  offline: 128_000,
-  scripted: 128_000
+  offline: 8_000,
+  scripted: 8_000
 }
 
 /** The prompt's token budget of a choice. */
 export const contextTokensOf = (spec: ModelSpec): number => spec.contextTokens ?? DEFAULT_CONTEXT_TOKENS[spec.provider]
+
+/**
+ * The context budget of each model choice: `override` (TAPE_CONTEXT_TOKENS) when set, else the choice's own
+ * `contextTokens` (the config file's, or its provider's default); a model this server has no choice for (an imported
+ * tape's) gets the default choice's.
+ */
+export const contextBudget = (models: ReadonlyArray<ModelInfo>, override?: number) => {
+  const byName = new Map(models.map((m) => [m.name, m.contextTokens]))
+  const fallback = models.find((m) => m.default)?.contextTokens
+  return (model: string): number | undefined => override ?? byName.get(model) ?? fallback
+}
 
 /** The choices as listed for `/api/info`. */
 export const modelInfos = (choices: ModelChoices): ReadonlyArray<ModelInfo> =>

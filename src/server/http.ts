@@ -253,10 +253,14 @@ export const makeApi = (creations: CreationLimit) =>
           const head = yield* store.head(id)
           if (head === 0) return problem(404, "unknown_session", `session ${id} does not exist`)
           const at = Math.min(seq ?? head, head)
-          const state = fold(id, yield* store.read(id, 0, at))
+          const events = yield* store.read(id, 0, at)
+          const state = fold(id, events)
           // The turn started at or before `at` (its prompt), else the prompt the next turn would get.
           const turn = state.interrupts.lastTurn?.turnId
-          const memory = turn === undefined ? memorySnapshot(state) : promptFor(state, turn)
+          // A compaction after that turn started changed the memory since: its prompt is the memory at its own start.
+          const started = turn === undefined ? undefined : events.find((e) => e.type === "TurnStarted" && e.turnId === turn)?.seq
+          const compactedSince = started !== undefined && events.some((e) => e.seq > started && (e.type === "MemoryCompacted" || e.type === "MemoryTrimmed"))
+          const memory = turn === undefined ? memorySnapshot(state) : promptFor(compactedSince ? fold(id, events, started) : state, turn)
           const llm = yield* LlmClient
           const catalogue = yield* ToolCatalogue
           const model = turn === undefined ? (state.counters.model ?? undefined) : modelOfTurn(state, turn)

@@ -21,11 +21,31 @@ export type Work =
       readonly entry: number
       readonly prompt: LlmMemory
     }
+  /**
+   * A compaction to summarise (CompactionStarted): the memory's messages up to `upToSeq`, for the Summarize function
+   * of `model`; `entry` is the session's compaction count (a scripted model's summary entry).
+   */
+  | {
+      readonly kind: "summary"
+      readonly session: string
+      readonly upToSeq: number
+      readonly model: string
+      readonly entry: number
+      readonly messages: LlmMemory
+    }
   /** An approved tool call to run, with the args it runs with. */
   | { readonly kind: "call"; readonly session: string; readonly callId: string; readonly tool: string; readonly args: JsonObject }
 
 /** The key of a session's turn or call in a runner's FiberMap. */
 export const workKey = (session: string, id: string): string => `${session}\u0000${id}`
+
+/** The lease (kind `turn`) of a compaction being summarised, and the compaction a lease key names, if it is one. */
+export const summaryLeaseKey = (upToSeq: number): string => `summary-${upToSeq}`
+export const compactionOfLease = (key: string): number | undefined => {
+  const m = /^summary-([1-9][0-9]{0,15})$/.exec(key)
+  return m === null ? undefined : Number(m[1])
+}
+
 
 /** Interrupts every fiber a runner holds, then records each one's work as abandoned with `abandon(session, id)`. */
 export const stopEvery = (fibers: FiberMap.FiberMap<string>, abandon: (session: string, id: string) => Effect.Effect<void>) =>

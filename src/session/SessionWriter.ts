@@ -8,7 +8,7 @@ import { foldStrict } from "../domain/admissible.ts"
 import { type Input, MAX_TITLE_CHARS, Rejection } from "../domain/Command.ts"
 import { type DecideContext, decide, type Decision } from "../domain/decide.ts"
 import { type Actor, canonicalEnvelope, type Draft, type Envelope } from "../domain/Event.ts"
-import { promptFor } from "../domain/projections/memory.ts"
+import { memoryUpTo, promptFor } from "../domain/projections/memory.ts"
 import { summaryView } from "../domain/projections/summary.ts"
 import { evolve, fold, initialState, isBusy, type SessionState } from "../domain/state.ts"
 import { EventStore, StoreError } from "../store/EventStore.ts"
@@ -126,12 +126,16 @@ const internal = (input: Input, detail: string) =>
 const envelopeOf = (draft: Draft, session: string, seq: number, at: number): Envelope => canonicalEnvelope({ ...draft, session, seq, at })
 
 /** Immutable work for the runners: the turns still streaming and the calls still approved after this batch. */
-const workOf = (state: SessionState, events: ReadonlyArray<Envelope>): Array<Work> => {
+const workOf = (state: SessionState, events: ReadonlyArray<Envelope>, defaultModel: string): Array<Work> => {
   const work: Array<Work> = []
   for (const e of events) {
     if (e.type === "TurnStarted" && state.interrupts.streaming === e.turnId) {
       const entry = state.counters.entries.get(e.turnId) ?? 0
       work.push({ kind: "turn", session: e.session, turnId: e.turnId, model: e.model, entry, prompt: promptFor(state, e.turnId) })
+    } else if (e.type === "CompactionStarted" && state.interrupts.compacting?.seq === e.seq) {
+      const model = state.counters.model ?? defaultModel
+      const entry = state.interrupts.compactions - 1
+      work.push({ kind: "summary", session: e.session, upToSeq: e.upToSeq, model, entry, messages: memoryUpTo(state, e.upToSeq) })
     } else if (e.type === "ToolCallApproved") {
       const call = state.commands.calls.get(e.callId)
       if (call?.status === "approved") work.push({ kind: "call", session: e.session, callId: e.callId, tool: call.tool, args: call.args })
@@ -222,7 +226,7 @@ export const make = Effect.gen(function* () {
         )
         if (!ok) return false
         entry.lastAt = at
-        yield* bus.publish(appended, workOf(entry.state, appended))
+        yield* bus.publish(appended, workOf(entry.state, appended, ctx.model))
       }
       for (let i = 0; i < batch.length; i++) {
         const p = batch[i]!

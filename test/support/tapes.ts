@@ -134,6 +134,7 @@ export type ItemView =
   | { readonly user: string; readonly queued: boolean }
   | { readonly assistant: string; readonly status: string; readonly note: string | null }
   | { readonly loopStopped: string }
+  | { readonly compaction: string; readonly upToSeq: number; readonly summary?: string }
   | {
       readonly call: string
       readonly tool: string
@@ -172,6 +173,8 @@ export const itemsOf = (ui: UiView): ReadonlyArray<ItemView> =>
       }
       case "loop_stopped":
         return { loopStopped: item.reason }
+      case "compaction":
+        return { compaction: item.status, upToSeq: item.upToSeq, ...(item.summary !== null ? { summary: item.summary } : {}) }
       default: {
         const _exhaustive: never = item
         return _exhaustive

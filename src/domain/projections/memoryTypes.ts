@@ -16,6 +16,11 @@ export interface MemoryToolCall {
 
 export type MemoryMessage =
   | { readonly role: "user"; readonly text: string }
+  /**
+   * What stands for the messages up to `upToSeq` after a compaction (MemoryCompacted: the model's summary) or a trim
+   * (MemoryTrimmed: `[N earlier messages omitted]`). The model sees it as a marked note, not as instructions.
+   */
+  | { readonly role: "summary"; readonly text: string; readonly upToSeq: number; readonly omitted: number; readonly trimmed: boolean }
   | {
       readonly role: "assistant"
       readonly turnId: string

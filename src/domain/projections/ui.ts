@@ -30,8 +30,9 @@ export interface UiView {
   readonly actions: AllowedActions
 }
 
+/** A compaction counts as streaming: the model is at work before the turn (recovery closes both). */
 export const phaseOf = (s: SessionState): Phase =>
-  s.interrupts.streaming !== null
+  s.interrupts.streaming !== null || s.interrupts.compacting !== null
     ? "streaming"
     : s.commands.active.size > 0
       ? "executing"

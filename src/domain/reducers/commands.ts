@@ -156,6 +156,9 @@ export const evolveCommands = (state: CommandsState, e: Envelope): void => {
     case "TurnFailed":
     case "InterruptRequested":
     case "LoopStopped":
+    case "CompactionStarted":
+    case "MemoryCompacted":
+    case "MemoryTrimmed":
     case "SessionRenamed":
     case "ModelChosen":
       return

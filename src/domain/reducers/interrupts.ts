@@ -15,6 +15,10 @@ export interface InterruptsState {
   turnsSinceUser: number
   /** Consecutive completed turns whose tool calls were all invalid (kept by `evolve`, which sees the calls). */
   invalidStreak: number
+  /** The compaction running now (CompactionStarted not yet ended by MemoryCompacted / MemoryTrimmed), if any. */
+  compacting: { readonly upToSeq: number; readonly seq: number; readonly tokensBefore: number } | null
+  /** Compactions started so far: the scripted model's summary entry of the next one. */
+  compactions: number
   /** How many interrupts were requested, and the last one. */
   count: number
   last: { readonly seq: number; readonly by: string; readonly reason: string } | null
@@ -25,6 +29,8 @@ export const initialInterrupts = (): InterruptsState => ({
   lastTurn: null,
   turnsSinceUser: 0,
   invalidStreak: 0,
+  compacting: null,
+  compactions: 0,
   count: 0,
   last: null
 })
@@ -53,6 +59,14 @@ export const evolveInterrupts = (state: InterruptsState, e: Envelope): void => {
       state.count++
       state.last = { seq: e.seq, by: e.by, reason: e.reason }
       if (state.lastTurn) state.lastTurn.loopEnded = true
+      return
+    case "CompactionStarted":
+      state.compacting = { upToSeq: e.upToSeq, seq: e.seq, tokensBefore: e.tokensBefore }
+      state.compactions++
+      return
+    case "MemoryCompacted":
+    case "MemoryTrimmed":
+      if (state.compacting?.upToSeq === e.upToSeq) state.compacting = null
       return
     case "ToolExecutionCancelled":
     case "LoopStopped":

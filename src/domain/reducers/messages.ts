@@ -49,7 +49,26 @@ export interface LoopStoppedItem {
   readonly seq: number
 }
 
-export type ConversationItem = UserItem | AssistantItem | ToolCallItem | LoopStoppedItem
+/**
+ * Where the model's memory was compacted (CompactionStarted, then MemoryCompacted or MemoryTrimmed): the conversation
+ * keeps every message; this marker says the ones before it were summarised (or omitted) for the model.
+ */
+export interface CompactionItem {
+  readonly kind: "compaction"
+  readonly seq: number
+  readonly upToSeq: number
+  status: "running" | "compacted" | "trimmed"
+  /** The model's summary (compacted), or the note the model sees instead (trimmed). */
+  summary: string | null
+  omitted: number | null
+  readonly tokensBefore: number
+  tokensAfter: number | null
+  /** Why no summary was made (trimmed). */
+  reason: string | null
+  rev: number
+}
+
+export type ConversationItem = UserItem | AssistantItem | ToolCallItem | LoopStoppedItem | CompactionItem
 
 export interface QueuedMessage {
   readonly messageId: string
@@ -67,6 +86,15 @@ export interface MessagesState {
 }
 
 export const initialMessages = (): MessagesState => ({ items: [], queue: [], turnIndex: new Map() })
+
+/** The newest compaction marker, when it is for `upToSeq`. */
+const compaction = (state: MessagesState, upToSeq: number): CompactionItem | undefined => {
+  for (let i = state.items.length - 1; i >= 0; i--) {
+    const item = state.items[i]!
+    if (item.kind === "compaction") return item.upToSeq === upToSeq ? item : undefined
+  }
+  return undefined
+}
 
 const assistant = (state: MessagesState, turnId: string): AssistantItem | undefined => {
   const i = state.turnIndex.get(turnId)
@@ -123,6 +151,33 @@ export const evolveMessages = (state: MessagesState, e: Envelope): void => {
     case "LoopStopped":
       state.items.push({ kind: "loop_stopped", reason: e.reason, turns: e.turns ?? null, seq: e.seq })
       return
+    case "CompactionStarted":
+      state.items.push({
+        kind: "compaction",
+        seq: e.seq,
+        upToSeq: e.upToSeq,
+        status: "running",
+        summary: null,
+        omitted: null,
+        tokensBefore: e.tokensBefore,
+        tokensAfter: null,
+        reason: null,
+        rev: 0
+      })
+      return
+    case "MemoryCompacted":
+    case "MemoryTrimmed": {
+      const c = compaction(state, e.upToSeq)
+      if (c) {
+        c.status = e.type === "MemoryCompacted" ? "compacted" : "trimmed"
+        c.summary = e.type === "MemoryCompacted" ? e.summary : `[${e.omitted} earlier messages omitted]`
+        c.omitted = e.type === "MemoryTrimmed" ? e.omitted : null
+        c.tokensAfter = e.tokensAfter
+        c.reason = e.type === "MemoryTrimmed" ? (e.reason ?? null) : null
+        c.rev++
+      }
+      return
+    }
     case "AssistantDelta": {
       const a = assistant(state, e.turnId)
       if (a) {

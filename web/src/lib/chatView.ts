@@ -3,7 +3,7 @@
  * so each item is copied only when its rev changed: unchanged items keep their identity and are not re-rendered.
  */
 import type { CallState } from "../../../src/domain/reducers/commands.ts"
-import type { AssistantItem, LoopStoppedItem, QueuedMessage, UserItem } from "../../../src/domain/reducers/messages.ts"
+import type { AssistantItem, CompactionItem, LoopStoppedItem, QueuedMessage, UserItem } from "../../../src/domain/reducers/messages.ts"
 import { isBusy, type SessionState } from "../../../src/domain/state.ts"
 import { type AllowedActions, type Phase, uiView } from "../../../src/domain/projections/ui.ts"
 
@@ -14,6 +14,7 @@ export type ChatEntry =
   | (Readonly<AssistantItem> & { readonly key: string })
   | { readonly kind: "tool_call"; readonly key: string; readonly call: CallSnapshot }
   | (Readonly<LoopStoppedItem> & { readonly key: string })
+  | (Readonly<CompactionItem> & { readonly key: string })
 
 export interface ChatView {
   readonly session: string
@@ -83,6 +84,9 @@ export class ChatBuilder {
         }
         case "loop_stopped":
           entries.push(this.entry(`l:${item.seq}`, 0, (key) => ({ ...item, key })))
+          break
+        case "compaction":
+          entries.push(this.entry(`m:${item.seq}`, item.rev, (key) => ({ ...item, key })))
           break
         default: {
           const _exhaustive: never = item

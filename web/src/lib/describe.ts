@@ -66,6 +66,12 @@ export const describeEvent = (e: Envelope): string => {
       return `${e.callId}: ${clip(e.reason, 60)}`
     case "LoopStopped":
       return e.reason === "turn_limit" ? `turn limit (${e.turns ?? "?"} turns)` : "repeated invalid tool calls"
+    case "CompactionStarted":
+      return `summarising the memory up to @${e.upToSeq} (${plural(e.tokensBefore, "token")})`
+    case "MemoryCompacted":
+      return `memory up to @${e.upToSeq} summarised: ${plural(e.tokensBefore, "token")} → ${plural(e.tokensAfter, "token")}`
+    case "MemoryTrimmed":
+      return `${plural(e.omitted, "earlier message")} omitted from the memory: ${plural(e.tokensBefore, "token")} → ${plural(e.tokensAfter, "token")}`
     case "SessionRenamed":
       return `“${clip(e.title, 60)}”`
     case "ModelChosen":

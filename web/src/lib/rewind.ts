@@ -4,7 +4,7 @@
  * checkpoints (structured clones) so moving backward refolds at most CHECKPOINT_EVERY events.
  */
 import type { Envelope } from "../../../src/domain/Event.ts"
-import { type LlmMemory, memorySnapshot } from "../../../src/domain/projections/memory.ts"
+import { type LlmMemory, memorySnapshot, memoryTokens } from "../../../src/domain/projections/memory.ts"
 import { summaryView } from "../../../src/domain/projections/summary.ts"
 import type { SessionSummary } from "../../../src/domain/projections/summaryTypes.ts"
 import { uiView } from "../../../src/domain/projections/ui.ts"
@@ -42,6 +42,8 @@ export class Rewinder {
 export interface Projections {
   readonly ui: unknown
   readonly memory: LlmMemory
+  /** The memory's size in tokens at this event (the provider's count of the last prompt plus the estimate since). */
+  readonly memoryTokens: number
   readonly summary: SessionSummary
 }
 
@@ -59,6 +61,7 @@ export const projectionsOf = (s: SessionState): Projections => {
       pendingApprovals: ui.pendingApprovals.map((c) => c.callId)
     },
     memory: memorySnapshot(s),
+    memoryTokens: memoryTokens(s.memory),
     summary: summaryView(s)
   }
 }
