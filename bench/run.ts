@@ -27,7 +27,7 @@ const groups: ReadonlyArray<{ readonly name: string; readonly run: (o: Options) 
   { name: "memory", run: async (o) => (await import("./memory.ts")).run(o) }
 ]
 
-const ORDER = ["1", "2", "3", "4", "5", "5b", "6", "7", "8a", "8b", "9"]
+const ORDER = ["1", "2", "3", "4", "5", "5b", "6", "7", "8a", "8b", "9", "P1", "P2", "P3", "P4", "P5", "P6"]
 const rank = (id: string) => {
   const head = id.split(" ")[0] ?? id
   const i = ORDER.indexOf(head)
@@ -61,6 +61,8 @@ const table = [
   "|---|---|---|---|---|",
   ...rows.map((r) => `| ${r.id} | ${cell(r.name)} | ${cell(r.figure)} | ${cell(r.target)} | ${verdict(r)} |`)
 ].join("\n")
+const sections = rows.flatMap((r) => (r.section === undefined ? [] : [r.section])).join("\n\n")
+const peerTable = sections === "" ? "" : `\n\n### Side by side: Agent Tape, the AI SDK peer, the floor (issue 15)\n\n${sections}`
 
 const mode = opts.full ? "full (`--full`)" : "quick (default)"
 const when = new Date().toISOString().replace(/\.\d+Z$/, "Z")
@@ -68,7 +70,7 @@ const machineText =
   `${m.cores} cores (nproc), ${m.memGiB} GiB memory, CPU: ${m.cpu}, ${m.os}, Bun ${m.bun}. ` +
   `Load average at start ${load0.map((x) => x.toFixed(2)).join(" / ")}, at end ${load1.map((x) => x.toFixed(2)).join(" / ")} (1/5/15 min).`
 
-process.stdout.write(`\nAgent Tape bench — ${mode}, ${when}, ${elapsed.toFixed(0)} s\n${machineText}\n\n${table}\n`)
+process.stdout.write(`\nAgent Tape bench — ${mode}, ${when}, ${elapsed.toFixed(0)} s\n${machineText}\n\n${table}${peerTable}\n`)
 
 const missed = rows.filter((r) => r.met === false)
 const noteText = missed
@@ -131,7 +133,7 @@ may run at the same time, which shows as spread between runs.
 
 ## Figures
 
-${table}
+${table}${peerTable}
 
 ## Before and after
 

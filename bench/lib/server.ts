@@ -85,6 +85,10 @@ export const startTape = (modelBaseUrl: string, dataDir: string, extra: Record<s
   return spawnAndWait([process.execPath, ...prof, join(ROOT, "src/main.ts")], env, /Agent Tape listening on http:\/\/127\.0\.0\.1:(\d+)\//)
 }
 
+/** The AI SDK peer of bench/peer-server.ts (SQLite in `dataDir`). */
+export const startPeer = (dataDir: string): Promise<Child> =>
+  spawnAndWait([process.execPath, join(ROOT, "bench/peer-server.ts")], { ...process.env, PEER_DB: join(dataDir, "peer.sqlite") }, /peer listening on (\d+)/)
+
 /** The bare Bun websocket server of bench/floor-server.ts. */
 export const startFloor = (): Promise<Child> =>
   spawnAndWait([process.execPath, join(ROOT, "bench/floor-server.ts")], { ...process.env }, /floor listening on (\d+)/)
