@@ -81,7 +81,9 @@ export const startTape = (modelBaseUrl: string, dataDir: string, extra: Record<s
     ...extra
   })
   // BENCH_CPU_PROF=<dir>: profile the server (`bun --cpu-prof`); the profile is written when it exits.
-  const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []
+  // BENCH_CPU_PROF_INTERVAL=<µs> samples more often than bun's default 1000 µs.
+  const interval = process.env.BENCH_CPU_PROF_INTERVAL ? [`--cpu-prof-interval=${process.env.BENCH_CPU_PROF_INTERVAL}`] : []
+  const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, ...interval] : []
   return spawnAndWait([process.execPath, ...prof, join(ROOT, "src/main.ts")], env, /Agent Tape listening on http:\/\/127\.0\.0\.1:(\d+)\//)
 }
 
