@@ -5,7 +5,7 @@
  * a bounded buffer. Knows HTTP and SSE; not the Reply schema, not sessions.
  */
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import { Clock, Data, Duration, Effect, Mailbox, Stream } from "effect"
+import { Clock, Data, Duration, Effect, Mailbox, Option, Stream } from "effect"
 import { policySchedule, type RetryPolicy } from "./retryPolicy.ts"
 import type { ClientSpec } from "./provider.ts"
 import { anthropicPieces, makeSseDecoder, openAiPieces, type SseEvent, type TokenUsage } from "./sse.ts"
@@ -203,10 +203,18 @@ export const streamProvider = (
       const idle = (what: string) => () =>
         new StreamRequestError({ reason: "idle", detail: `${what} for ${Duration.format(Duration.decode(limits.idleTimeout))}` })
       const lineCap = limits.maxReplyBytes + LINE_SLACK
+      const idleMs = Duration.toMillis(Duration.decode(limits.idleTimeout))
+      const clock = yield* Effect.clock
+      /** Hands pieces to the consumer without an effect each; waits (the buffer's bound) only when it is full. */
+      const offerAll = (pieces: ReadonlyArray<ProviderPiece>): Effect.Effect<void> => {
+        if (pieces.length === 0) return Effect.void
+        const rest = mailbox.unsafeOfferAll(pieces)
+        return rest.length === 0 ? Effect.void : Effect.asVoid(mailbox.offerAll(rest))
+      }
 
       const attempt = (body: string) =>
         Effect.gen(function* () {
-          yield* mailbox.offer({ type: "attempt" })
+          yield* offerAll([{ type: "attempt" }])
           const http = HttpClientRequest.post(request.url).pipe(
             HttpClientRequest.setHeaders(request.headers),
             HttpClientRequest.bodyText(body, request.headers["content-type"] ?? "application/json")
@@ -246,7 +254,7 @@ export const streamProvider = (
                     break
                   case "error":
                     return Effect.zipRight(
-                      Effect.forEach(pieces, (p) => mailbox.offer(p), { discard: true }),
+                      offerAll(pieces),
                       Effect.fail(new StreamRequestError({ reason: "provider", detail: piece.message, providerRetryable: piece.retryable, cause: piece.body }))
                     )
                   default: {
@@ -256,22 +264,37 @@ export const streamProvider = (
                 }
               }
             }
-            return Effect.as(Effect.forEach(pieces, (p) => mailbox.offer(p), { discard: true }), !stopped)
+            return Effect.as(offerAll(pieces), !stopped)
           }
-          yield* response.stream.pipe(
-            Stream.timeoutFail(idle("the model sent nothing"), limits.idleTimeout),
-            Stream.mapError(networkError("the stream broke off")),
-            Stream.decodeText(),
-            Stream.runForEachWhile((text) =>
-              Effect.suspend(() => {
-                const events = sse.push(text)
-                if (sse.openLine() > lineCap) {
-                  return Effect.fail(new StreamRequestError({ reason: "too_large", detail: `an event line longer than ${lineCap} characters` }))
-                }
-                return take(events)
-              })
-            )
-          )
+          // One pull per socket read and one watchdog per attempt, not a stream stage (and an idle timer) per chunk.
+          const pull = yield* Stream.toPull(response.stream)
+          const decoder = new TextDecoder()
+          let lastRead = clock.unsafeCurrentTimeMillis()
+          const reading = Effect.gen(function* () {
+            for (;;) {
+              const read = yield* Effect.either(pull)
+              lastRead = clock.unsafeCurrentTimeMillis()
+              if (read._tag === "Left") {
+                if (Option.isSome(read.left)) return yield* Effect.fail(networkError("the stream broke off")(read.left.value))
+                return
+              }
+              let text = ""
+              for (const bytes of read.right) text += decoder.decode(bytes, { stream: true })
+              const events = sse.push(text)
+              if (sse.openLine() > lineCap) {
+                return yield* new StreamRequestError({ reason: "too_large", detail: `an event line longer than ${lineCap} characters` })
+              }
+              if (!(yield* take(events))) return
+            }
+          })
+          /** Fails the attempt once nothing has been read for the idle timeout (checked when it would have passed). */
+          const watchdog: Effect.Effect<never, StreamRequestError> = Effect.suspend(() => {
+            const left = idleMs - (clock.unsafeCurrentTimeMillis() - lastRead)
+            return left <= 0 ? Effect.fail(idle("the model sent nothing")()) : Effect.zipRight(Effect.sleep(Duration.millis(left)), watchdog)
+          })
+          yield* Effect.raceFirst(reading, watchdog)
+          const tail = decoder.decode()
+          if (!stopped && tail !== "") yield* take(sse.push(tail))
           if (!stopped) yield* take(sse.end())
           if (!complete) return yield* new StreamRequestError({ reason: "network", detail: "the stream ended before the reply was complete" })
         }).pipe(Effect.scoped)
