@@ -7,7 +7,7 @@
  */
 import { FetchHttpClient, HttpClient } from "@effect/platform"
 import { BamlAbortError, BamlClientHttpError, BamlValidationError, getLogLevel, setLogLevel, toBamlError } from "@boundaryml/baml"
-import { Config, type ConfigError, Context, Data, Duration, Effect, Either, Exit, Layer, Option, Stream } from "effect"
+import { Clock, Config, type ConfigError, Context, Data, Duration, Effect, Either, Exit, Layer, Option, Stream } from "effect"
 import { b } from "../../baml_client/index.ts"
 import type * as baml from "../../baml_client/types.ts"
 import type { JsonObject } from "../domain/Event.ts"
@@ -463,7 +463,7 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
   const fromEither = <A>(e: Either.Either<A, LlmError>): Effect.Effect<A, LlmError> => Either.match(e, { onLeft: Effect.fail, onRight: Effect.succeed })
 
   /** Our own HTTP path: BAML builds the request and parses; we send it and read every chunk. */
-  const viaHttp = (choice: Choice, dialect: Dialect, input: LlmInput, call: Call): Stream.Stream<LlmChunk, LlmError> =>
+  const viaHttp = (choice: Choice, dialect: Dialect, input: LlmInput, call: Call, deadlineAt: number): Stream.Stream<LlmChunk, LlmError> =>
     Stream.unwrap(
       Effect.gen(function* () {
         const built = yield* Effect.tryPromise({
@@ -485,9 +485,9 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
           }
         })
         let usage: TokenUsage = {}
-        const body = streamProvider(request, dialect, choice.policy, limits).pipe(
+        const body = streamProvider(request, dialect, choice.policy, limits, { at: deadlineAt, error: totalError }).pipe(
           Stream.provideService(HttpClient.HttpClient, http),
-          Stream.mapError(fromStreamRequest),
+          Stream.mapError((e) => (e._tag === "LlmError" ? e : fromStreamRequest(e))),
           Stream.mapConcatEffect((piece) => {
             switch (piece.type) {
               case "attempt":
@@ -546,12 +546,18 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
         new LlmError({ message: `unknown model ${JSON.stringify(name)}; the models are: ${[...byName.keys()].join(", ")}`, retryable: false })
       )
     }
-    const reply = Stream.suspend(() => {
-      const call = promptOf(input.memory, input.tools, options.instructions ?? "")
-      return choice.dialect === undefined ? viaBaml(choice, input, call) : viaHttp(choice, choice.dialect, input, call)
-    })
+    // The total timeout counts from here. Our HTTP path enforces it in its reading fiber (one timer per call);
+    // `Stream.interruptWhen` costs a fiber hand-off per chunk, so only BAML's own stream (no hot path here) uses it.
+    const total = Effect.zipRight(Effect.sleep(limits.totalTimeout), Effect.fail(totalError()))
+    const reply = Stream.unwrap(
+      Effect.map(Clock.currentTimeMillis, (startedAt) => {
+        const call = promptOf(input.memory, input.tools, options.instructions ?? "")
+        return choice.dialect === undefined
+          ? Stream.interruptWhen(viaBaml(choice, input, call), total)
+          : viaHttp(choice, choice.dialect, input, call, startedAt + Duration.toMillis(limits.totalTimeout))
+      })
+    )
     return reply.pipe(
-      Stream.interruptWhen(Effect.zipRight(Effect.sleep(limits.totalTimeout), Effect.fail(totalError()))),
       Stream.withSpan("LlmClient.stream", {
         attributes: { turnId: input.turnId, provider: choice.spec.provider, model: choice.spec.model, modelTurn: input.modelTurn }
       })

@@ -183,22 +183,32 @@ const bodyPrefix = (response: HttpClientResponse.HttpClientResponse, max: number
     Effect.orElseSucceed(() => "")
   )
 
+/** When the whole call must have ended (the Clock's epoch ms), and the error it then fails with. */
+export interface Deadline<E> {
+  readonly at: number
+  readonly error: () => E
+}
+
 /**
  * The pieces of one call: sends `request`, reads its event stream in `dialect`, retries per `policy` (see
  * {@link isRetryable}; a drop midway is retried too, and the retry's text starts again after a new `attempt`).
- * Interrupting the stream aborts the HTTP request (or the pause before a retry).
+ * Interrupting the stream aborts the HTTP request (or the pause before a retry). Past `deadline`, attempts and pauses
+ * included, the stream fails with its error (and the request is aborted): one timer for the call, raced once by the
+ * reading fiber, where `Stream.interruptWhen` on the consumer's side cost a fiber hand-off per piece (half the
+ * server's CPU at K = 100, issue 15).
  */
-export const streamProvider = (
+export const streamProvider = <E = never>(
   request: PreparedRequest,
   dialect: Dialect,
   policy: RetryPolicy,
-  limits: StreamLimits
-): Stream.Stream<ProviderPiece, StreamRequestError, HttpClient.HttpClient> =>
+  limits: StreamLimits,
+  deadline?: Deadline<E>
+): Stream.Stream<ProviderPiece, StreamRequestError | E, HttpClient.HttpClient> =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
       // Scoped: the request is aborted when its attempt ends, however it ends.
       const client = HttpClient.withScope(yield* HttpClient.HttpClient)
-      const mailbox = yield* Mailbox.make<ProviderPiece, StreamRequestError>(BUFFER_PIECES)
+      const mailbox = yield* Mailbox.make<ProviderPiece, StreamRequestError | E>(BUFFER_PIECES)
       const read = dialect === "openai" ? openAiPieces : anthropicPieces
       const idle = (what: string) => () =>
         new StreamRequestError({ reason: "idle", detail: `${what} for ${Duration.format(Duration.decode(limits.idleTimeout))}` })
@@ -316,7 +326,16 @@ export const streamProvider = (
         retryAfter: (e: StreamRequestError) => e.retryAfter,
         maxRetryAfter: Duration.decode(limits.maxRetryAfter)
       })
-      yield* once.pipe(Effect.retry(schedule), Mailbox.into(mailbox), Effect.forkScoped)
+      const call = once.pipe(Effect.retry(schedule))
+      const bounded: Effect.Effect<void, StreamRequestError | E> = deadline === undefined
+        ? call
+        : Effect.raceFirst(
+          call,
+          Effect.suspend(() =>
+            Effect.zipRight(Effect.sleep(Duration.millis(Math.max(0, deadline.at - clock.unsafeCurrentTimeMillis()))), Effect.fail(deadline.error()))
+          )
+        )
+      yield* bounded.pipe(Mailbox.into(mailbox), Effect.forkScoped)
       return Mailbox.toStream(mailbox)
     })
   )
