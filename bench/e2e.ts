@@ -265,6 +265,8 @@ const capacity = async (endpoint: BenchEndpoint, kind: Kind, opts: Options) => {
   const probes: Array<{ k: number; p99: number; ok: boolean }> = []
   const t0 = performance.now()
   try {
+    // A cold server's first replies run through unoptimised code: warm it as the paced rows do.
+    await c.run(100, { text: textForChunks(30, 4), chunkChars: 4, delayMs: 5 })
     const probe = async (k: number) => {
       progress(`capacity ${kind}: K=${k}`)
       const res = await c.run(k, plan)
