@@ -39,7 +39,7 @@ import { makeReplyScanner, type ReplyScanner } from "./replyScanner.ts"
 import { bamlRetryPolicy, type RetryPolicy } from "./retryPolicy.ts"
 import type { TokenUsage } from "./sse.ts"
 import { type Dialect, dialectOf, prepareRequest, retryableStatus, streamProvider, StreamRequestError } from "./streamRequest.ts"
-import { alignArgs, type ToolOffer, toolTypes } from "./toolTypes.ts"
+import { alignArgs, type ToolOffer, toolTypes, toolTypesFor } from "./toolTypes.ts"
 import { neutralise, neutraliseJson } from "./untrusted.ts"
 
 /** A tool as the model is offered it: `{ name, description, parameters }`, `parameters` its args' JSON Schema. */
@@ -596,7 +596,7 @@ export const promptOf = (memory: LlmMemory, offered: ReadonlyArray<LlmTool>, ins
     instructions,
     messages: toChatMessages(memory),
     specs: tools.map((t) => ({ name: t.name, description: t.description })),
-    tb: toolTypes(tools),
+    tb: toolTypesFor(tools),
     tools: new Map(tools.map((t) => [t.name, t]))
   }
 }
