@@ -82,28 +82,33 @@ const noteText = missed
 
 const readme = `# Benchmarks
 
-Figures of issue 7, written by \`bench/run.ts\`. Benchmarks report; they never fail the test suite.
+Figures of issues 7 and 15, written by \`bench/run.ts\`. Benchmarks report; they never fail the test suite.
 
 ## How to run
 
 \`\`\`sh
-npm run bench              # quick mode: every row, short runs, K = 1 and 100 (under 3 minutes here)
-npm run bench -- --full    # long runs, K = 1, 100 and 500
+npm run bench              # quick mode: every row, short runs (about 10 minutes here, see below)
+npm run bench -- --full    # long runs: 500 chunks per reply, 3 rounds at every K, a 5-minute capacity search
 DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench   # adds the PostgreSQL rows
 npm run bench -- --only=fold,store   # some groups only (fold, store, interrupt, e2e, memory); README not rewritten
 \`\`\`
 
 Progress goes to stderr, the table to stdout; this file is rewritten by every complete run.
 
-Knobs for profiling: \`BENCH_CPU_PROF=<dir>\` runs each spawned server under \`bun --cpu-prof\`; \`BENCH_KS=100\` narrows the K
-values of rows 4–5; \`BENCH_SKIP_WIRE=1\` skips rows 3 and 5b.
+Quick mode: rows 4, 5 and P at K = 1, 10, 100 and 300 with replies of 150 chunks (3 s at 50 chunks/s), 3 interleaved
+rounds (2 at K = 300); the capacity search with 100-chunk probes, 75 s per server at most. \`--full\`: 500-chunk replies
+(10 s), 3 rounds everywhere, 250-chunk probes for up to 5 minutes per server.
+
+Knobs for profiling: \`BENCH_CPU_PROF=<dir>\` runs each spawned server under \`bun --cpu-prof\` (\`BENCH_CPU_PROF_INTERVAL=<µs>\`
+samples more often); \`BENCH_KS=100\` narrows the K values of rows 4, 5 and P; \`BENCH_SKIP_WIRE=1\` skips rows 3 and 5b;
+\`BENCH_SKIP_CAPACITY=1\` skips the capacity search (row P6).
 
 The end-to-end rows use the server's openai-generic provider path (\`LLM_BASE_URL\`) pointed at the bench endpoint, so
 every chunk's send time is known; \`LLM_SCRIPT\` takes the same client code with the endpoint inside the server process.
 
 ## How it measures
 
-- **One module per row group**: \`fold.ts\` (rows 1, 2, 8b), \`store.ts\` (6, 8a), \`interrupt.ts\` (7), \`e2e.ts\` (3, 4, 5, 5b),
+- **One module per row group**: \`fold.ts\` (rows 1, 2, 8b), \`store.ts\` (6, 8a), \`interrupt.ts\` (7), \`e2e.ts\` (3, 4, 5, 5b, P; \`peer.ts\` formats P),
   \`memory.ts\` (9); helpers in \`lib/\`; \`floor-server.ts\` is the floor. Plain \`Bun.nanoseconds()\` / \`performance.now()\`
   loops, no bench library.
 - **Every figure** is the median and min–max over several runs in this one invocation on this machine; a target is
@@ -114,6 +119,20 @@ every chunk's send time is known; \`LLM_SCRIPT\` takes the same client code with
   records the \`performance.now()\` of every chunk it writes; the websocket clients run in the same process, so
   chunk→client latency is measured on one clock, per chunk: a chunk counts as delivered when the client has the last of
   its characters. "writer→client" is the envelope's \`at\` against the client's clock (whole ms): the server's own part.
+- **The AI SDK peer (rows P, issue 15)**: \`peer-server.ts\`, what most developers would build instead: a Bun websocket
+  server calling the AI SDK's \`streamText\` with \`@ai-sdk/openai-compatible\` (devDependencies only) on the same
+  endpoint, forwarding each text delta at once in the floor's frame shape, storing the finished exchange in SQLite
+  (\`bun:sqlite\`, WAL, synchronous=NORMAL like ours) in \`onFinish\` — it does not store deltas, so a crash mid-reply
+  loses the reply. Ours, the peer and the floor run side by side at each K, a fresh server of each per K, rounds
+  interleaved with the order rotated; every figure is the median over rounds, every target a ratio to the peer per
+  round (median over rounds). **Server CPU per chunk**: utime+stime of the server and its descendants from
+  \`/proc/<pid>/stat\` (all threads: JIT and GC included) over the run, divided by the chunks the endpoint streamed.
+  **Peak RSS**: VmHWM summed over the process tree at the end of the K's rounds. **send_message → provider request**:
+  the client's send of \`send_message\` (ours) or \`start\` (peer, floor) to the endpoint's receipt of the request
+  (both \`performance.now()\` here), p50 over a round's replies. **Correctness**: every reply's text, as the client
+  got it, must be the reply exactly (each chunk once, in order); a failure shows in the table and in row P1.
+  **Capacity (P6)**: the largest K with p99 chunk→client ≤ 50 ms, by one short paced run per probe, doubling from 100
+  and then bisecting to 10 %, bounded in time; the bench's own clients and endpoint share the machine's two cores.
 - **The floor (5, 5b)**: \`floor-server.ts\`, a bare \`Bun.serve\` websocket server with no framework, no store and no
   reducers, that reads the same endpoint's SSE and forwards each chunk at once in an \`events\` frame of our shape.
   Same endpoint, same clients, same run, interleaved with ours.
