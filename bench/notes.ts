@@ -37,11 +37,10 @@ statements, ~20 µs each), \`ws.send\` with deflate 4 %, BAML's final parse 2.7 
 **Tried (before → after, server CPU per chunk at K = 100, A/B interleaved on this machine):** 771 → ~250 µs, see
 "Before and after" (the SQLite append, the SSE decoder, the provider's total timeout as one timer per call).
 
-**Next, measured:** the turn watch (\`untilClosed\`) is a second Bus subscriber that wakes for every delta only to
-look for the turn's close: without it K = 1 costs 2.44 instead of 2.69 ms per chunk — a \`closes\` predicate evaluated
-in \`Bus.publish\` completing a Deferred would drop that wake-up. Then a push path from the SSE reader to the writer's
-queue (no Mailbox + Stream between the reader and the LlmRunner; a report offered without an Effect per chunk in
-\`SessionWriter.report\`): each Stream stage hand-off removed so far was worth 40–250 µs per chunk at K = 100.`,
+**Next:** a push path from the SSE reader to the writer's queue (no Mailbox + Stream between the reader and the
+LlmRunner; a report offered without an Effect per chunk in \`SessionWriter.report\`): each Stream stage hand-off
+removed so far was worth 40–250 µs per chunk at K = 100 (the turn watch, now tested in \`Bus.publish\`, was worth
+0.2 ms per chunk at K = 1 and nothing measurable at K = 100)at K = 100.`,
 
   "5": `**Why.** The floor forwards each chunk with one \`JSON.parse\` and one \`ws.send\` (16–200 µs of CPU per chunk);
 ours also stores every delta durably before it is sent (an SQLite transaction per batch), folds it, publishes it and
@@ -119,8 +118,7 @@ cost per wake-up and the JIT dominate: at K = 1, over 8 s, the main thread used 
 400 chunks (\`/proc/<pid>/task/*/stat\`); \`BUN_JSC_useFTLJIT=0\` cut the JIT thread to 180 ms but the total by noise
 only (2.44 → 2.24 ms per chunk), so it was not adopted.
 
-**What would get there:** row 4's next steps (the watch as a Bus predicate: −0.25 ms per chunk at K = 1; a push path
-from the SSE reader to the writer's queue), then group commits across sessions (BEGIN/COMMIT are ~5 % of the main
+**What would get there:** row 4's next step (a push path from the SSE reader to the writer's queue), then group commits across sessions (BEGIN/COMMIT are ~5 % of the main
 thread at K = 100). The SQLite store itself is no longer the cost: with the memory store the server used the same
 CPU per chunk at K = 1 (2.16 vs 2.18 ms) once the append became one prepared transaction.`,
 
@@ -166,6 +164,7 @@ export const history = `| change | rows | before | after |
 | SSE decoder a line at a time (was @effect/experimental's character loop, 6 % of the main thread at K=100) | P2, 4 | K=100 548 µs | 512 µs |
 | the provider's total timeout raced once in the reading fiber (was \`Stream.interruptWhen\`, a fiber hand-off per chunk) | P2, 4, P6 | K=1 2.53 ms; K=100 509 µs | K=1 1.97 ms; K=100 249 µs |
 | the tools' BAML TypeBuilder built once per tool set (was once per turn) | P3, P4 | send→request K=1 18.6 ms; K=100 532 ms | 14.6 ms; 346 ms |
+| a runner's close watch tested in \`Bus.publish\` (was a second Bus subscription per session woken by every delta) | P2, 4 | K=1 2.25 ms; K=100 292 µs | 2.05 ms; 290 µs |
 | tried, not kept: the bridge drains each Bus chunk in one step, the Bus finds subscribers by session, the turn watch maps chunks | P2 | K=1 2.70 ms; K=100 554 µs | 2.65 ms; 551 µs (noise) |
 | tried, not kept: HttpClient given to the provider stream instead of \`Stream.provideService\` | P2 | K=100 median 261 µs (5 runs) | 270 µs (noise) |
 | measured, not changed: permessage-deflate off | 3, P2 | K=100 503 µs, 19 B beyond the text per delta frame | 499 µs (noise), ~190 B: deflate kept |
