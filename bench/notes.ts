@@ -40,7 +40,7 @@ statements, ~20 µs each), \`ws.send\` with deflate 4 %, BAML's final parse 2.7 
 **Next:** a push path from the SSE reader to the writer's queue (no Mailbox + Stream between the reader and the
 LlmRunner; a report offered without an Effect per chunk in \`SessionWriter.report\`): each Stream stage hand-off
 removed so far was worth 40–250 µs per chunk at K = 100 (the turn watch, now tested in \`Bus.publish\`, was worth
-0.2 ms per chunk at K = 1 and nothing measurable at K = 100)at K = 100.`,
+0.2 ms per chunk at K = 1 and nothing measurable at K = 100).`,
 
   "5": `**Why.** The floor forwards each chunk with one \`JSON.parse\` and one \`ws.send\` (16–200 µs of CPU per chunk);
 ours also stores every delta durably before it is sent (an SQLite transaction per batch), folds it, publishes it and
