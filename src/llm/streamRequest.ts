@@ -146,6 +146,8 @@ export interface StreamLimits {
 export const ERROR_BODY_BYTES = 4096
 /** Pieces held between the socket and the consumer: a slow consumer stops the reading, not the memory. */
 export const BUFFER_PIECES = 64
+/** Most characters of text one socket read's events are merged into, as one piece. */
+const MERGE_CHARS = 4096
 /** Room for an event's envelope (JSON, field names) beyond the reply text it may carry. */
 const LINE_SLACK = 64 * 1024
 
@@ -252,7 +254,16 @@ export const streamProvider = <E = never>(
             for (const event of events) {
               for (const piece of read(event)) {
                 switch (piece.type) {
-                  case "text":
+                  case "text": {
+                    if (stopped) break
+                    // The text of one read is one piece (up to MERGE_CHARS): a burst of events becomes one delta, not
+                    // one each; bounded, so the text before a reply's cap is still streamed nearly to the cap.
+                    const last = pieces[pieces.length - 1]
+                    if (last?.type === "text" && last.text.length + piece.text.length <= MERGE_CHARS) {
+                      pieces[pieces.length - 1] = { type: "text", text: last.text + piece.text }
+                    } else pieces.push(piece)
+                    break
+                  }
                   case "usage":
                     if (!stopped) pieces.push(piece)
                     break
