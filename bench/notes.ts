@@ -48,13 +48,14 @@ compresses the frame, through the Effect pipeline of row 4. At K = 1 the gap is 
 hand-offs and cold code (JIT: at K = 1 the JIT thread used 320 ms of the 900 ms the server spent over 8 s); at
 K = 100 it is main-thread CPU (row 4). **Next:** row 4's next steps; it is the same path.`,
 
-  "5b": `**Why.** An unpaced reply is bounded by how fast the server turns chunks into appended, published deltas. The
-new LlmClient fast path re-parses the whole accumulated reply (\`b.parseStream.Chat(raw)\`) on each SSE read, which is
-O(n²) over a 20,000-chunk (80 KB) reply; the old BAML stream path instead batched to ~25 deltas per reply.
+  "5b": `**Why.** An unpaced reply is bounded by how fast the server turns chunks into appended, published deltas. On
+the branch this issue started from every chunk had become its own AssistantDelta (20,018 delta events for 20,000
+chunks, one SQLite transaction each): 1.66 ms per chunk end to end there (A/B harness, start included), 94 µs after the
+CPU fixes of rows P2/4. The text of one socket read's events is now merged into one piece (at most 4 KB), so a burst
+becomes a few deltas (50 for 20,000 chunks): 6 µs per chunk in the same harness.
 
-**Fix.** \`src/llm/LlmClient.ts\` \`makeLlmClient\` → \`onText\`: incremental scan of the \`text\` string (see row 4, fix 1).
-Then the writer's per-tick batching (\`SessionWriter\` \`drain\`, \`MAX_BATCH = 512\`) keeps SQLite to a few transactions
-per tick.`,
+**If it misses:** the writer's batch could also merge consecutive deltas of one turn into one AssistantDelta
+(\`SessionWriter\`/\`decide\`), for providers whose reads carry one event each.`,
 
   "6": `**Why.** Profile of the writer burst (\`bun --cpu-prof\` on \`bench/store.ts\`): ~21 % of samples in bun:sqlite
 statements (\`all\`), ~13 % in \`src/store/codec.ts\` \`checkBatch\` → \`encodeEnvelope\` (Effect Schema encode of a
@@ -165,6 +166,7 @@ export const history = `| change | rows | before | after |
 | the provider's total timeout raced once in the reading fiber (was \`Stream.interruptWhen\`, a fiber hand-off per chunk) | P2, 4, P6 | K=1 2.53 ms; K=100 509 µs | K=1 1.97 ms; K=100 249 µs |
 | the tools' BAML TypeBuilder built once per tool set (was once per turn) | P3, P4 | send→request K=1 18.6 ms; K=100 532 ms | 14.6 ms; 346 ms |
 | a runner's close watch tested in \`Bus.publish\` (was a second Bus subscription per session woken by every delta) | P2, 4 | K=1 2.25 ms; K=100 292 µs | 2.05 ms; 290 µs |
+| the text of one socket read's events merged into one piece, at most 4 KB (was one piece, delta and append per event) | 5b | unpaced 20,000 chunks: 20,018 delta events, 94 µs per chunk (start included) | 50 delta events, 6 µs per chunk |
 | tried, not kept: the bridge drains each Bus chunk in one step, the Bus finds subscribers by session, the turn watch maps chunks | P2 | K=1 2.70 ms; K=100 554 µs | 2.65 ms; 551 µs (noise) |
 | tried, not kept: HttpClient given to the provider stream instead of \`Stream.provideService\` | P2 | K=100 median 261 µs (5 runs) | 270 µs (noise) |
 | measured, not changed: permessage-deflate off | 3, P2 | K=100 503 µs, 19 B beyond the text per delta frame | 499 µs (noise), ~190 B: deflate kept |
