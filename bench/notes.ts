@@ -167,6 +167,7 @@ export const history = `| change | rows | before | after |
 | the tools' BAML TypeBuilder built once per tool set (was once per turn) | P3, P4 | send→request K=1 18.6 ms; K=100 532 ms | 14.6 ms; 346 ms |
 | a runner's close watch tested in \`Bus.publish\` (was a second Bus subscription per session woken by every delta) | P2, 4 | K=1 2.25 ms; K=100 292 µs | 2.05 ms; 290 µs |
 | the text of one socket read's events merged into one piece, at most 4 KB (was one piece, delta and append per event) | 5b | unpaced 20,000 chunks: 20,018 delta events, 94 µs per chunk (start included) | 50 delta events, 6 µs per chunk |
+| issue 15 altogether, the quick bench's own rows (first run of the peer rows on this branch's base → the final run) | P2, P3, P6 | K=100: ours p50 3,203 ms / p99 7,992 ms, CPU per chunk 715 µs (×6.3 the peer), send→request 326 ms; capacity 13 (peer 94); row 5b not measured at the base (A/B harness: 1.66 ms per chunk) | K=100: p50 39 ms / p99 146 ms, 217 µs (×1.7), 293 ms; capacity 38 (peer 119); row 5b 4.5 µs per chunk |
 | tried, not kept: the bridge drains each Bus chunk in one step, the Bus finds subscribers by session, the turn watch maps chunks | P2 | K=1 2.70 ms; K=100 554 µs | 2.65 ms; 551 µs (noise) |
 | tried, not kept: HttpClient given to the provider stream instead of \`Stream.provideService\` | P2 | K=100 median 261 µs (5 runs) | 270 µs (noise) |
 | measured, not changed: permessage-deflate off | 3, P2 | K=100 503 µs, 19 B beyond the text per delta frame | 499 µs (noise), ~190 B: deflate kept |
