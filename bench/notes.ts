@@ -26,41 +26,36 @@ Cost: one deflate context per connection (memory: check row 9 after the change) 
 negotiate it automatically. A protocol-level alternative (drop the envelope's repeated \`session\` inside \`events\`
 frames, −29 B) changes the public wire shape (DESIGN.md §4) and saves far less.`,
 
-  "4": `**Why.** At K = 100 (5,000 chunks/s in all) the server uses about one core and the event loop queues: the
-writer→client part stays at p50 1 ms / p99 5 ms, so what remains is the per-chunk cost between the socket read of the
-provider's SSE and the writer's decision. Profile after the fixes below (\`BENCH_CPU_PROF=/tmp/prof BENCH_KS=100
-BENCH_SKIP_WIRE=1 bun bench/run.ts --only=e2e\`, 7,551 samples, self time): Effect's runtime 56 % (fiber run loop,
-Stream/channel pulls, queue hand-offs per delta: SSE read → LlmClient Stream → LlmRunner → writer queue → Bus queue →
-WsBridge subscription), SQLite statement execution 13.5 % (BEGIN, head check, insert, summary upsert, COMMIT per
-append), \`ws.send\` with deflate 5.8 %, BAML parsing 1.2 %, all of \`src/\` under 5 %. Disabling the tracer
-(\`Effect.withTracerEnabled(false)\`) made no measurable difference and was not kept.
+  "4": `**Why.** At K = 100 the server's main thread is the limit: ~250 µs of CPU per chunk (process tree; see row
+P2) for 5,000 chunks/s is more than the one JS thread has once the bench's own clients and endpoint take their share of
+the two cores, so chunks queue before the writer (writer→client stays at p50 1 ms / p99 5 ms). Where the main thread
+goes (\`BENCH_CPU_PROF=<dir> BENCH_CPU_PROF_INTERVAL=200\`, K = 100, after the fixes below): Effect's runtime 57 % of
+samples (fiber run loop, channel executors, FiberRefs: five fibers wake per chunk — the SSE reader, the LlmRunner's
+stream, the writer's drain, the bridge's and the turn watch's Bus subscriptions), bun:sqlite ~8 % (the append's
+statements, ~20 µs each), \`ws.send\` with deflate 4 %, BAML's final parse 2.7 %, all of \`src/\` under 10 %.
 
-**Tried (before → after, same machine, quick mode):** p99 265.6 → 76.0 ms, p50 84.7 → 29.1 ms.
-1. Streaming the provider's SSE ourselves (\`src/llm/streamRequest.ts\`) instead of BAML's iterator, which delivered
-   every ~100 ms.
-2. \`src/llm/replyScanner.ts\`: the reply's text is decoded incrementally; BAML's parser runs only after the text
-   closes (tool calls) and once at the end (was: on the whole reply for every chunk, ~11 % of CPU).
-3. \`SessionWriter.report\`: no Deferred per streamed chunk; untraced store calls.
+**Tried (before → after, server CPU per chunk at K = 100, A/B interleaved on this machine):** 771 → ~250 µs, see
+"Before and after" (the SQLite append, the SSE decoder, the provider's total timeout as one timer per call).
 
-**Next.** Take the per-chunk path out of Effect's fiber machinery where it only forwards: parse SSE and scan text in
-one plain callback that pushes straight into the session's queue (one fiber wake-up per tick, not per chunk), and let
-WsBridge read the Bus queue with \`takeAll\` per tick instead of a Stream pull per event.`,
+**Next:** a push path from the SSE reader to the writer's queue (no Mailbox + Stream between the reader and the
+LlmRunner; a report offered without an Effect per chunk in \`SessionWriter.report\`): each Stream stage hand-off
+removed so far was worth 40–250 µs per chunk at K = 100 (the turn watch, now tested in \`Bus.publish\`, was worth
+0.2 ms per chunk at K = 1 and nothing measurable at K = 100).`,
 
-  "5": `**Why.** The floor forwards each chunk with one \`JSON.parse\` and one \`ws.send\`. Ours also persists every
-delta (an SQLite transaction per batch), folds it, publishes it and compresses the frame, and runs it through the
-Effect pipeline of row 4. At K = 1 the gap is a fixed ~1.5 ms per chunk (append + publish + microtask flush; p99 ×9.9
-is 6.1 ms against a 0.5 ms floor); at K = 100 it is CPU (about one core against 0.16 for the floor).
+  "5": `**Why.** The floor forwards each chunk with one \`JSON.parse\` and one \`ws.send\` (16–200 µs of CPU per chunk);
+ours also stores every delta durably before it is sent (an SQLite transaction per batch), folds it, publishes it and
+compresses the frame, through the Effect pipeline of row 4. At K = 1 the gap is a fixed ~1 ms per chunk of fiber
+hand-offs and cold code (JIT: at K = 1 the JIT thread used 320 ms of the 900 ms the server spent over 8 s); at
+K = 100 it is main-thread CPU (row 4). **Next:** row 4's next steps; it is the same path.`,
 
-**Tried:** the fixes of rows 4 and 6 (K = 1 p99 39.6 → 6.1 ms; K = 100 p99 ×11.3 → ×24 of a floor that itself got
-faster on a quieter machine: 19.9 → 3.2 ms). **Next:** row 4's next step; it is the same path.`,
+  "5b": `**Why.** An unpaced reply is bounded by how fast the server turns chunks into appended, published deltas. On
+the branch this issue started from every chunk had become its own AssistantDelta (20,018 delta events for 20,000
+chunks, one SQLite transaction each): 1.66 ms per chunk end to end there (A/B harness, start included), 94 µs after the
+CPU fixes of rows P2/4. The text of one socket read's events is now merged into one piece (at most 4 KB), so a burst
+becomes a few deltas (50 for 20,000 chunks): 6 µs per chunk in the same harness.
 
-  "5b": `**Why.** An unpaced reply is bounded by how fast the server turns chunks into appended, published deltas. The
-new LlmClient fast path re-parses the whole accumulated reply (\`b.parseStream.Chat(raw)\`) on each SSE read, which is
-O(n²) over a 20,000-chunk (80 KB) reply; the old BAML stream path instead batched to ~25 deltas per reply.
-
-**Fix.** \`src/llm/LlmClient.ts\` \`makeLlmClient\` → \`onText\`: incremental scan of the \`text\` string (see row 4, fix 1).
-Then the writer's per-tick batching (\`SessionWriter\` \`drain\`, \`MAX_BATCH = 512\`) keeps SQLite to a few transactions
-per tick.`,
+**If it misses:** the writer's batch could also merge consecutive deltas of one turn into one AssistantDelta
+(\`SessionWriter\`/\`decide\`), for providers whose reads carry one event each.`,
 
   "6": `**Why.** Profile of the writer burst (\`bun --cpu-prof\` on \`bench/store.ts\`): ~21 % of samples in bun:sqlite
 statements (\`all\`), ~13 % in \`src/store/codec.ts\` \`checkBatch\` → \`encodeEnvelope\` (Effect Schema encode of a
@@ -114,7 +109,48 @@ would need rewriting for the bundle).
 
 **Next.** The peak is heap capacity JSC keeps after a burst (~2× the live heap) on top of loaded code: try a
 forced \`Bun.gc(true)\` when a burst ends (untested here; \`--smol\` did not lower the peak) and measure its CPU cost
-at K = 100.`
+at K = 100.`,
+
+  "P2": `**Why.** CPU per chunk (process tree: all threads of the server, JIT and GC included) is ours ÷ peer ≈ ×2 at
+K = 300 up to ×3–4 at K = 1–10. The peer does one JSON parse in the AI SDK's stream and one \`ws.send\` per chunk and
+writes SQLite once per reply; ours stores every delta before it is sent (the guarantee the peer does not give: a crash
+mid-reply loses the peer's whole reply), and runs each chunk through five Effect fibers (row 4). At low K a fixed
+cost per wake-up and the JIT dominate: at K = 1, over 8 s, the main thread used 580 ms and the JIT thread 320 ms for
+400 chunks (\`/proc/<pid>/task/*/stat\`); \`BUN_JSC_useFTLJIT=0\` cut the JIT thread to 180 ms but the total by noise
+only (2.44 → 2.24 ms per chunk), so it was not adopted.
+
+**What would get there:** row 4's next step (a push path from the SSE reader to the writer's queue), then group commits across sessions (BEGIN/COMMIT are ~5 % of the main
+thread at K = 100). The SQLite store itself is no longer the cost: with the memory store the server used the same
+CPU per chunk at K = 1 (2.16 vs 2.18 ms) once the append became one prepared transaction.`,
+
+  "P3": `**Why.** p99: row 4 (main-thread CPU at K = 100). send_message → provider request at K = 100: the hundred turns
+start at once, and each turn's start runs ~5–10 ms of code executed once per turn (so never optimised by the JIT),
+queued behind the others and behind the chunk traffic. Measured at K = 1 with timestamps in the server (a probe copy,
+not committed), from the command's arrival: decided, appended and published 1.1 ms; the LlmRunner's turn fiber
+started 1.0 ms; \`LlmClient.stream\` started 2.9 ms (turn fiber, lease, the watch's subscription and catch-up read);
+the prompt's inputs 1.3 ms (of which the tools' TypeBuilder 0.5 ms — now built once per tool set); BAML's render of
+the request 1.6–2.4 ms (1.1–1.4 ms warm, alone); the HTTP request sent 1 ms later.
+
+**What would get there:** the request body built without BAML when the prompt's prefix is unchanged (render only the
+new messages; BAML is ~1.5 ms of every start), the turn's watch subscribed without a catch-up read (the writer knows
+the head it started at), and row 4's CPU fixes so the starts do not queue behind chunks.`,
+
+  "P4": `**Why.** p50 at K = 1: a chunk crosses five fibers and a SQLite commit before \`ws.send\` (row 4), ~1 ms more than the
+peer. send_message → provider request: see row P3 (~10 ms of once-per-turn code at K = 1, BAML's render ~1.5 ms of it).
+**What would get there:** row P3's and row 4's next steps.`,
+
+  "P5": `**Why.** The peak is loaded code and heap capacity, not per-session data: our server is 145 MB idle with no
+session (the peer 63 MB with its whole reply path loaded), since it loads Effect, @effect/*, the BAML runtime, the MCP
+SDK, ajv and zod at start (row 9's note: ~430 k function objects from the first sample). At K = 100 JSC keeps heap
+capacity of about twice the live heap after the burst.
+
+**What would get there:** lazy imports of what a server may not use at all (the MCP SDK and ajv until an MCP server
+is configured, BAML's parser until a reply ends), a bundled build (measured −13 MB idle), then the forced
+\`Bun.gc(true)\` after a burst of row 9's note; each measured import by import with \`/proc/<pid>/status\`.`,
+
+  "P6": `**Why.** Capacity is row 4's main-thread CPU: at p99 ≤ 50 ms ours holds about a fifth of the peer's K (the peer's
+CPU per chunk is ~⅓ of ours). **What would get there:** row 4's and P2's next steps; capacity scales with the CPU per
+chunk.`
 }
 
 /** What was changed to meet the targets, with the figures before and after (same machine, quick mode). */
@@ -123,4 +159,16 @@ export const history = `| change | rows | before | after |
 | SSE read ourselves (no BAML 100 ms iterator), incremental text scan, no Deferred per chunk | 4, 5 | K=100 p99 265.6 ms, p50 84.7 ms; K=1 p99 39.6 ms | K=100 p99 76.0 ms, p50 29.1 ms; K=1 p99 6.1 ms |
 | guard-checked append batches, untraced store calls | 6, 8a | SQLite writer burst 34.2 k/s; PostgreSQL 30.5 k/s; cold open 18.6 ms | 82.7 k/s; 49.6 k/s; 13.1 ms |
 | permessage-deflate with a 4 KB window | 3 | ~190 B per delta frame beyond its text | 19 B (paced, one delta per chunk) |
-| import platform / sql modules by path | 9 | idle 194 MB | idle 150 MB; peak 360 MB unchanged |`
+| import platform / sql modules by path | 9 | idle 194 MB | idle 150 MB; peak 360 MB unchanged |
+| issue 15 (below: server CPU per chunk over the process tree, A/B interleaved runs of one server at a time on this machine, 300 chunks at 50/s for K=1, 150 for K=100; send→request p50 likewise) | | | |
+| SQLite append as one synchronous transaction of prepared statements on the store's connection (was five @effect/sql statements); SSE read by one pull per socket read and one idle watchdog per call (was a stream stage and a timer per chunk) | P2, 4 | K=1 3.45 ms; K=100 771 µs | K=1 2.73 ms; K=100 630 µs |
+| SSE decoder a line at a time (was @effect/experimental's character loop, 6 % of the main thread at K=100) | P2, 4 | K=100 548 µs | 512 µs |
+| the provider's total timeout raced once in the reading fiber (was \`Stream.interruptWhen\`, a fiber hand-off per chunk) | P2, 4, P6 | K=1 2.53 ms; K=100 509 µs | K=1 1.97 ms; K=100 249 µs |
+| the tools' BAML TypeBuilder built once per tool set (was once per turn) | P3, P4 | send→request K=1 18.6 ms; K=100 532 ms | 14.6 ms; 346 ms |
+| a runner's close watch tested in \`Bus.publish\` (was a second Bus subscription per session woken by every delta) | P2, 4 | K=1 2.25 ms; K=100 292 µs | 2.05 ms; 290 µs |
+| the text of one socket read's events merged into one piece, at most 4 KB (was one piece, delta and append per event) | 5b | unpaced 20,000 chunks: 20,018 delta events, 94 µs per chunk (start included) | 50 delta events, 6 µs per chunk |
+| issue 15 altogether, the quick bench's own rows (first run of the peer rows on this branch's base → the final run) | P2, P3, P6 | K=100: ours p50 3,203 ms / p99 7,992 ms, CPU per chunk 715 µs (×6.3 the peer), send→request 326 ms; capacity 13 (peer 94); row 5b not measured at the base (A/B harness: 1.66 ms per chunk) | K=100: p50 39 ms / p99 146 ms, 217 µs (×1.7), 293 ms; capacity 38 (peer 119); row 5b 4.5 µs per chunk |
+| tried, not kept: the bridge drains each Bus chunk in one step, the Bus finds subscribers by session, the turn watch maps chunks | P2 | K=1 2.70 ms; K=100 554 µs | 2.65 ms; 551 µs (noise) |
+| tried, not kept: HttpClient given to the provider stream instead of \`Stream.provideService\` | P2 | K=100 median 261 µs (5 runs) | 270 µs (noise) |
+| measured, not changed: permessage-deflate off | 3, P2 | K=100 503 µs, 19 B beyond the text per delta frame | 499 µs (noise), ~190 B: deflate kept |
+| measured, not changed: Stream.withSpan off (Bus.subscribe, LlmClient.stream); BUN_JSC_useFTLJIT=0 | P2 | K=1 2.76 ms; 2.44 ms | 2.69 ms; 2.24 ms (noise) |`

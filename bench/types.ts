@@ -15,4 +15,6 @@ export interface Row {
   /** null: reported, no target at this setting. */
   readonly met: boolean | null
   readonly detail?: unknown
+  /** Markdown printed after the main table (a side-by-side table that does not fit one row). */
+  readonly section?: string
 }

@@ -127,6 +127,19 @@ describe("Anthropic (ANTHROPIC_BASE_URL): the documented stream reaches the tape
 })
 
 describe("OpenAI (OPENAI_BASE_URL): the documented stream reaches the tape", () => {
+  test("a burst of events in one write becomes a few deltas, not one per event, with the text exact", async () => {
+    const text = "word ".repeat(2_000)
+    await withFake(
+      () => sse(openAiEvents(renderReply(text, []), { chunkChars: 4 })),
+      async (fake) => {
+        const tape = await converse(openAiEnv(fake.url), ["a long one"])
+        expect(textOn(tape)).toBe(text)
+        // 2,500 content events arrive in a few reads: their text is merged per read (at most 4 KB a piece).
+        expect(ofType(tape, "AssistantDelta").length).toBeLessThan(100)
+      }
+    )
+  })
+
   test("content chunks, the finish chunk, the usage chunk and [DONE], split every 3 bytes", async () => {
     await withFake(
       () => ({ steps: split(openAiEvents(REPLY, { chunkChars: 6, usage: { input: 77, output: 33 } }), 3) }),

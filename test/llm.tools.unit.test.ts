@@ -7,7 +7,7 @@ import { builtinParameters } from "./support/toolParams.ts"
 import { toToolCall } from "../src/llm/LlmClient.ts"
 import { renderReply } from "../src/llm/offline.ts"
 import { clientSpec, localChoices, makeRegistry } from "../src/llm/provider.ts"
-import { alignArgs, type JsonSchema, type ToolOffer, toolTypes } from "../src/llm/toolTypes.ts"
+import { alignArgs, type JsonSchema, type ToolOffer, toolTypes, toolTypesFor } from "../src/llm/toolTypes.ts"
 
 const registry = makeRegistry(clientSpec(localChoices("offline").models[0]!, "http://127.0.0.1:1/v1"))
 
@@ -155,5 +155,27 @@ describe("hostile schemas and names stay bounded and are data", () => {
       { type: "tool_call", tool: "odd_props", args: { "a b\n}": "v" } },
       { type: "tool_call", tool: "described", args: { q: "1" } }
     ])
+  })
+})
+
+describe("one TypeBuilder per tool set (toolTypesFor)", () => {
+  const request = async (tools: ReadonlyArray<ToolOffer>): Promise<string> => {
+    const r = await b.request.Chat("", [{ role: "user", text: "hi", toolCalls: [] }], tools.map(({ name, description }) => ({ name, description })), {
+      tb: toolTypesFor(tools),
+      clientRegistry: registry
+    })
+    return r.body.text()
+  }
+  test("a tool whose schema changed under the same name gets a builder of its new schema, and the old one comes back", async () => {
+    const v1: ToolOffer = { name: "mcp__ops__scale", description: "Scale", parameters: { type: "object", properties: { replicas: { type: "integer" } }, required: ["replicas"] } }
+    const v2: ToolOffer = { ...v1, parameters: { type: "object", properties: { region: { type: "string" } }, required: ["region"] } }
+    const first = await request([v1])
+    expect(first).toContain("replicas: int")
+    const second = await request([v2])
+    expect(second).toContain("region: string")
+    expect(second).not.toContain("replicas: int")
+    expect(await request([v1])).toBe(first)
+    // The same set twice is the same builder (built once).
+    expect(toolTypesFor([v1])).toBe(toolTypesFor([{ ...v1 }]))
   })
 })

@@ -19,6 +19,8 @@ export interface Streamed {
   readonly sends: Array<number>
   /** Offset of the reply text inside the raw reply (`{"text":"` → 9). */
   readonly textOffset: number
+  /** `performance.now()` when the request reached the endpoint (before its body was read). */
+  readonly requestAt: number
   closed: boolean
 }
 
@@ -57,6 +59,7 @@ export const startEndpoint = (): BenchEndpoint => {
     port: 0,
     idleTimeout: 0,
     async fetch(req) {
+      const requestAt = performance.now()
       const body = (await req.json().catch(() => undefined)) as { messages?: unknown; stream?: unknown } | undefined
       const prompt = JSON.stringify(body?.messages ?? [])
       const ids = [...prompt.matchAll(/bench-([a-z0-9]+)/g)]
@@ -68,7 +71,7 @@ export const startEndpoint = (): BenchEndpoint => {
       const raw = renderReply(plan.text)
       const pieces: Array<string> = []
       for (let i = 0; i < raw.length; i += plan.chunkChars) pieces.push(raw.slice(i, i + plan.chunkChars))
-      const streamed: Streamed = { id, plan, pieces, sends: [], textOffset: raw.indexOf('"text":"') + 8, closed: false }
+      const streamed: Streamed = { id, plan, pieces, sends: [], textOffset: raw.indexOf('"text":"') + 8, requestAt, closed: false }
       streams.set(id, streamed)
       const rid = `chatcmpl-b${++requestIds}`
       const model = "bench"
@@ -132,6 +135,7 @@ export const startEndpoint = (): BenchEndpoint => {
  */
 export class ChunkClock {
   private received = 0
+  private rawReceived = 0
   private lastAt = 0
 
   constructor(
@@ -145,9 +149,29 @@ export class ChunkClock {
     const from = this.received
     this.received += n
     this.lastAt = at
+    this.count(from, this.received, at, s)
+  }
+
+  /**
+   * `n` more characters of the raw reply (the reply JSON as the endpoint streamed it, `{"text":"` included) arrived:
+   * what a relay that forwards the provider's deltas untouched (the floor, the peer) delivers.
+   */
+  addRaw(n: number, at: number, s: Streamed | undefined): void {
+    const from = this.rawReceived
+    this.rawReceived += n
+    this.lastAt = at
+    if (s === undefined) return
+    const a = Math.max(0, from - s.textOffset)
+    const b = Math.max(0, Math.min(this.textLength, this.rawReceived - s.textOffset))
+    this.received = Math.max(this.received, b)
+    if (b > a) this.count(a, b, at, s)
+  }
+
+  /** Counts the latency of every chunk whose last text character is in text positions [from, to). */
+  private count(from: number, to: number, at: number, s: Streamed | undefined): void {
     if (s === undefined) return
     const p = s.textOffset
-    for (let j = from; j < this.received && j < this.textLength; j++) {
+    for (let j = from; j < to && j < this.textLength; j++) {
       const c = Math.floor((j + p) / this.chunkChars)
       const lastOfChunk = Math.min(c * this.chunkChars + this.chunkChars - 1 - p, this.textLength - 1)
       if (j === lastOfChunk) {

@@ -81,9 +81,15 @@ export const startTape = (modelBaseUrl: string, dataDir: string, extra: Record<s
     ...extra
   })
   // BENCH_CPU_PROF=<dir>: profile the server (`bun --cpu-prof`); the profile is written when it exits.
-  const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []
+  // BENCH_CPU_PROF_INTERVAL=<µs> samples more often than bun's default 1000 µs.
+  const interval = process.env.BENCH_CPU_PROF_INTERVAL ? [`--cpu-prof-interval=${process.env.BENCH_CPU_PROF_INTERVAL}`] : []
+  const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, ...interval] : []
   return spawnAndWait([process.execPath, ...prof, join(ROOT, "src/main.ts")], env, /Agent Tape listening on http:\/\/127\.0\.0\.1:(\d+)\//)
 }
+
+/** The AI SDK peer of bench/peer-server.ts (SQLite in `dataDir`). */
+export const startPeer = (dataDir: string): Promise<Child> =>
+  spawnAndWait([process.execPath, join(ROOT, "bench/peer-server.ts")], { ...process.env, PEER_DB: join(dataDir, "peer.sqlite") }, /peer listening on (\d+)/)
 
 /** The bare Bun websocket server of bench/floor-server.ts. */
 export const startFloor = (): Promise<Child> =>

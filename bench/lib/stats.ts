@@ -2,7 +2,7 @@
  * Bench helpers: summary statistics over runs, process CPU / RSS from /proc, the machine's description, formatting.
  * Pure measurement utilities; no benchmark lives here.
  */
-import { readFileSync } from "node:fs"
+import { readdirSync, readFileSync } from "node:fs"
 import { cpus, totalmem } from "node:os"
 
 /** Median, min and max of several runs of one figure. */
@@ -58,6 +58,65 @@ export const rssMB = (pid: number = process.pid): { readonly rss: number; readon
   const status = readFileSync(`/proc/${pid}/status`, "utf8")
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN)
   return { rss: (kb("VmRSS") * 1024) / 1e6, peak: (kb("VmHWM") * 1024) / 1e6 }
+}
+
+/** `pid` and every live descendant, from /proc/<pid>/task/<tid>/children (Linux); a process gone mid-walk is skipped. */
+export const processTree = (pid: number): Array<number> => {
+  const out: Array<number> = []
+  const walk = (p: number) => {
+    out.push(p)
+    let tasks: Array<string> = []
+    try {
+      tasks = readdirSync(`/proc/${p}/task`)
+    } catch {
+      return
+    }
+    for (const t of tasks) {
+      let kids = ""
+      try {
+        kids = readFileSync(`/proc/${p}/task/${t}/children`, "utf8")
+      } catch {
+        continue
+      }
+      for (const k of kids.split(" ")) if (k.trim() !== "") walk(Number(k))
+    }
+  }
+  walk(pid)
+  return out
+}
+
+/**
+ * CPU time (user + system, all threads) of a process and its descendants in ms: utime+stime of each live process in
+ * the tree, plus cutime+cstime of the root (children that have exited and been waited for).
+ */
+export const treeCpuMs = (pid: number): number => {
+  let ticks = 0
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8")
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      ticks += Number(f[11]) + Number(f[12]) + (p === pid ? Number(f[13]) + Number(f[14]) : 0)
+    } catch {
+      // Exited between the walk and the read.
+    }
+  }
+  return (ticks * 1000) / 100
+}
+
+/** Sum over the process tree of VmRSS and of VmHWM (each process's own peak), MB. */
+export const treeRssMB = (pid: number): { readonly rss: number; readonly peak: number } => {
+  let rss = 0
+  let peak = 0
+  for (const p of processTree(pid)) {
+    try {
+      const m = rssMB(p)
+      if (Number.isFinite(m.rss)) rss += m.rss
+      if (Number.isFinite(m.peak)) peak += m.peak
+    } catch {
+      // Exited.
+    }
+  }
+  return { rss, peak }
 }
 
 /** The machine, as the README shows it. */

@@ -7,7 +7,7 @@
  */
 import { FetchHttpClient, HttpClient } from "@effect/platform"
 import { BamlAbortError, BamlClientHttpError, BamlValidationError, getLogLevel, setLogLevel, toBamlError } from "@boundaryml/baml"
-import { Config, type ConfigError, Context, Data, Duration, Effect, Either, Exit, Layer, Option, Stream } from "effect"
+import { Clock, Config, type ConfigError, Context, Data, Duration, Effect, Either, Exit, Layer, Option, Stream } from "effect"
 import { b } from "../../baml_client/index.ts"
 import type * as baml from "../../baml_client/types.ts"
 import type { JsonObject } from "../domain/Event.ts"
@@ -40,7 +40,7 @@ import { makeReplyScanner, type ReplyScanner } from "./replyScanner.ts"
 import { bamlRetryPolicy, type RetryPolicy } from "./retryPolicy.ts"
 import type { TokenUsage } from "./sse.ts"
 import { type Dialect, dialectOf, prepareRequest, retryableStatus, streamProvider, StreamRequestError } from "./streamRequest.ts"
-import { alignArgs, type ToolOffer, toolTypes } from "./toolTypes.ts"
+import { alignArgs, type ToolOffer, toolTypes, toolTypesFor } from "./toolTypes.ts"
 import { neutralise, neutraliseJson } from "./untrusted.ts"
 
 /** A tool as the model is offered it: `{ name, description, parameters }`, `parameters` its args' JSON Schema. */
@@ -485,7 +485,7 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
   const fromEither = <A>(e: Either.Either<A, LlmError>): Effect.Effect<A, LlmError> => Either.match(e, { onLeft: Effect.fail, onRight: Effect.succeed })
 
   /** Our own HTTP path: BAML builds the request and parses; we send it and read every chunk. */
-  const viaHttp = (choice: Choice, dialect: Dialect, input: LlmInput, call: Call): Stream.Stream<LlmChunk, LlmError> =>
+  const viaHttp = (choice: Choice, dialect: Dialect, input: LlmInput, call: Call, deadlineAt: number): Stream.Stream<LlmChunk, LlmError> =>
     Stream.unwrap(
       Effect.gen(function* () {
         const built = yield* Effect.tryPromise({
@@ -507,9 +507,9 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
           }
         })
         let usage: TokenUsage = {}
-        const body = streamProvider(request, dialect, choice.policy, limits).pipe(
+        const body = streamProvider(request, dialect, choice.policy, limits, { at: deadlineAt, error: totalError }).pipe(
           Stream.provideService(HttpClient.HttpClient, http),
-          Stream.mapError(fromStreamRequest),
+          Stream.mapError((e) => (e._tag === "LlmError" ? e : fromStreamRequest(e))),
           Stream.mapConcatEffect((piece) => {
             switch (piece.type) {
               case "attempt":
@@ -568,12 +568,18 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
         new LlmError({ message: `unknown model ${JSON.stringify(name)}; the models are: ${[...byName.keys()].join(", ")}`, retryable: false })
       )
     }
-    const reply = Stream.suspend(() => {
-      const call = promptOf(input.memory, input.tools, options.instructions ?? "")
-      return choice.dialect === undefined ? viaBaml(choice, input, call) : viaHttp(choice, choice.dialect, input, call)
-    })
+    // The total timeout counts from here. Our HTTP path enforces it in its reading fiber (one timer per call);
+    // `Stream.interruptWhen` costs a fiber hand-off per chunk, so only BAML's own stream (no hot path here) uses it.
+    const total = Effect.zipRight(Effect.sleep(limits.totalTimeout), Effect.fail(totalError()))
+    const reply = Stream.unwrap(
+      Effect.map(Clock.currentTimeMillis, (startedAt) => {
+        const call = promptOf(input.memory, input.tools, options.instructions ?? "")
+        return choice.dialect === undefined
+          ? Stream.interruptWhen(viaBaml(choice, input, call), total)
+          : viaHttp(choice, choice.dialect, input, call, startedAt + Duration.toMillis(limits.totalTimeout))
+      })
+    )
     return reply.pipe(
-      Stream.interruptWhen(Effect.zipRight(Effect.sleep(limits.totalTimeout), Effect.fail(totalError()))),
       Stream.withSpan("LlmClient.stream", {
         attributes: { turnId: input.turnId, provider: choice.spec.provider, model: choice.spec.model, modelTurn: input.modelTurn }
       })
@@ -655,7 +661,7 @@ export const promptOf = (memory: LlmMemory, offered: ReadonlyArray<LlmTool>, ins
     instructions,
     messages: toChatMessages(memory),
     specs: tools.map((t) => ({ name: t.name, description: t.description })),
-    tb: toolTypes(tools),
+    tb: toolTypesFor(tools),
     tools: new Map(tools.map((t) => [t.name, t]))
   }
 }

@@ -5,7 +5,7 @@
  * a bounded buffer. Knows HTTP and SSE; not the Reply schema, not sessions.
  */
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import { Clock, Data, Duration, Effect, Mailbox, Stream } from "effect"
+import { Clock, Data, Duration, Effect, Mailbox, Option, Stream } from "effect"
 import { policySchedule, type RetryPolicy } from "./retryPolicy.ts"
 import type { ClientSpec } from "./provider.ts"
 import { anthropicPieces, makeSseDecoder, openAiPieces, type SseEvent, type TokenUsage } from "./sse.ts"
@@ -146,6 +146,8 @@ export interface StreamLimits {
 export const ERROR_BODY_BYTES = 4096
 /** Pieces held between the socket and the consumer: a slow consumer stops the reading, not the memory. */
 export const BUFFER_PIECES = 64
+/** Most characters of text one socket read's events are merged into, as one piece. */
+const MERGE_CHARS = 4096
 /** Room for an event's envelope (JSON, field names) beyond the reply text it may carry. */
 const LINE_SLACK = 64 * 1024
 
@@ -183,30 +185,48 @@ const bodyPrefix = (response: HttpClientResponse.HttpClientResponse, max: number
     Effect.orElseSucceed(() => "")
   )
 
+/** When the whole call must have ended (the Clock's epoch ms), and the error it then fails with. */
+export interface Deadline<E> {
+  readonly at: number
+  readonly error: () => E
+}
+
 /**
  * The pieces of one call: sends `request`, reads its event stream in `dialect`, retries per `policy` (see
  * {@link isRetryable}; a drop midway is retried too, and the retry's text starts again after a new `attempt`).
- * Interrupting the stream aborts the HTTP request (or the pause before a retry).
+ * Interrupting the stream aborts the HTTP request (or the pause before a retry). Past `deadline`, attempts and pauses
+ * included, the stream fails with its error (and the request is aborted): one timer for the call, raced once by the
+ * reading fiber, where `Stream.interruptWhen` on the consumer's side cost a fiber hand-off per piece (half the
+ * server's CPU at K = 100, issue 15).
  */
-export const streamProvider = (
+export const streamProvider = <E = never>(
   request: PreparedRequest,
   dialect: Dialect,
   policy: RetryPolicy,
-  limits: StreamLimits
-): Stream.Stream<ProviderPiece, StreamRequestError, HttpClient.HttpClient> =>
+  limits: StreamLimits,
+  deadline?: Deadline<E>
+): Stream.Stream<ProviderPiece, StreamRequestError | E, HttpClient.HttpClient> =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
       // Scoped: the request is aborted when its attempt ends, however it ends.
       const client = HttpClient.withScope(yield* HttpClient.HttpClient)
-      const mailbox = yield* Mailbox.make<ProviderPiece, StreamRequestError>(BUFFER_PIECES)
+      const mailbox = yield* Mailbox.make<ProviderPiece, StreamRequestError | E>(BUFFER_PIECES)
       const read = dialect === "openai" ? openAiPieces : anthropicPieces
       const idle = (what: string) => () =>
         new StreamRequestError({ reason: "idle", detail: `${what} for ${Duration.format(Duration.decode(limits.idleTimeout))}` })
       const lineCap = limits.maxReplyBytes + LINE_SLACK
+      const idleMs = Duration.toMillis(Duration.decode(limits.idleTimeout))
+      const clock = yield* Effect.clock
+      /** Hands pieces to the consumer without an effect each; waits (the buffer's bound) only when it is full. */
+      const offerAll = (pieces: ReadonlyArray<ProviderPiece>): Effect.Effect<void> => {
+        if (pieces.length === 0) return Effect.void
+        const rest = mailbox.unsafeOfferAll(pieces)
+        return rest.length === 0 ? Effect.void : Effect.asVoid(mailbox.offerAll(rest))
+      }
 
       const attempt = (body: string) =>
         Effect.gen(function* () {
-          yield* mailbox.offer({ type: "attempt" })
+          yield* offerAll([{ type: "attempt" }])
           const http = HttpClientRequest.post(request.url).pipe(
             HttpClientRequest.setHeaders(request.headers),
             HttpClientRequest.bodyText(body, request.headers["content-type"] ?? "application/json")
@@ -234,7 +254,16 @@ export const streamProvider = (
             for (const event of events) {
               for (const piece of read(event)) {
                 switch (piece.type) {
-                  case "text":
+                  case "text": {
+                    if (stopped) break
+                    // The text of one read is one piece (up to MERGE_CHARS): a burst of events becomes one delta, not
+                    // one each; bounded, so the text before a reply's cap is still streamed nearly to the cap.
+                    const last = pieces[pieces.length - 1]
+                    if (last?.type === "text" && last.text.length + piece.text.length <= MERGE_CHARS) {
+                      pieces[pieces.length - 1] = { type: "text", text: last.text + piece.text }
+                    } else pieces.push(piece)
+                    break
+                  }
                   case "usage":
                     if (!stopped) pieces.push(piece)
                     break
@@ -246,7 +275,7 @@ export const streamProvider = (
                     break
                   case "error":
                     return Effect.zipRight(
-                      Effect.forEach(pieces, (p) => mailbox.offer(p), { discard: true }),
+                      offerAll(pieces),
                       Effect.fail(new StreamRequestError({ reason: "provider", detail: piece.message, providerRetryable: piece.retryable, cause: piece.body }))
                     )
                   default: {
@@ -256,22 +285,37 @@ export const streamProvider = (
                 }
               }
             }
-            return Effect.as(Effect.forEach(pieces, (p) => mailbox.offer(p), { discard: true }), !stopped)
+            return Effect.as(offerAll(pieces), !stopped)
           }
-          yield* response.stream.pipe(
-            Stream.timeoutFail(idle("the model sent nothing"), limits.idleTimeout),
-            Stream.mapError(networkError("the stream broke off")),
-            Stream.decodeText(),
-            Stream.runForEachWhile((text) =>
-              Effect.suspend(() => {
-                const events = sse.push(text)
-                if (sse.openLine() > lineCap) {
-                  return Effect.fail(new StreamRequestError({ reason: "too_large", detail: `an event line longer than ${lineCap} characters` }))
-                }
-                return take(events)
-              })
-            )
-          )
+          // One pull per socket read and one watchdog per attempt, not a stream stage (and an idle timer) per chunk.
+          const pull = yield* Stream.toPull(response.stream)
+          const decoder = new TextDecoder()
+          let lastRead = clock.unsafeCurrentTimeMillis()
+          const reading = Effect.gen(function* () {
+            for (;;) {
+              const read = yield* Effect.either(pull)
+              lastRead = clock.unsafeCurrentTimeMillis()
+              if (read._tag === "Left") {
+                if (Option.isSome(read.left)) return yield* Effect.fail(networkError("the stream broke off")(read.left.value))
+                return
+              }
+              let text = ""
+              for (const bytes of read.right) text += decoder.decode(bytes, { stream: true })
+              const events = sse.push(text)
+              if (sse.openLine() > lineCap) {
+                return yield* new StreamRequestError({ reason: "too_large", detail: `an event line longer than ${lineCap} characters` })
+              }
+              if (!(yield* take(events))) return
+            }
+          })
+          /** Fails the attempt once nothing has been read for the idle timeout (checked when it would have passed). */
+          const watchdog: Effect.Effect<never, StreamRequestError> = Effect.suspend(() => {
+            const left = idleMs - (clock.unsafeCurrentTimeMillis() - lastRead)
+            return left <= 0 ? Effect.fail(idle("the model sent nothing")()) : Effect.zipRight(Effect.sleep(Duration.millis(left)), watchdog)
+          })
+          yield* Effect.raceFirst(reading, watchdog)
+          const tail = decoder.decode()
+          if (!stopped && tail !== "") yield* take(sse.push(tail))
           if (!stopped) yield* take(sse.end())
           if (!complete) return yield* new StreamRequestError({ reason: "network", detail: "the stream ended before the reply was complete" })
         }).pipe(Effect.scoped)
@@ -293,7 +337,16 @@ export const streamProvider = (
         retryAfter: (e: StreamRequestError) => e.retryAfter,
         maxRetryAfter: Duration.decode(limits.maxRetryAfter)
       })
-      yield* once.pipe(Effect.retry(schedule), Mailbox.into(mailbox), Effect.forkScoped)
+      const call = once.pipe(Effect.retry(schedule))
+      const bounded: Effect.Effect<void, StreamRequestError | E> = deadline === undefined
+        ? call
+        : Effect.raceFirst(
+          call,
+          Effect.suspend(() =>
+            Effect.zipRight(Effect.sleep(Duration.millis(Math.max(0, deadline.at - clock.unsafeCurrentTimeMillis()))), Effect.fail(deadline.error()))
+          )
+        )
+      yield* bounded.pipe(Mailbox.into(mailbox), Effect.forkScoped)
       return Mailbox.toStream(mailbox)
     })
   )

@@ -238,3 +238,29 @@ export const alignArgs = (args: { readonly [key: string]: unknown }, parameters:
   const aligned = walk(args, parameters, 0, new Set())
   return isRecord(aligned) ? { ...aligned } : { ...args }
 }
+
+/** Tool sets whose TypeBuilder `toolTypesFor` keeps (a server offers one or a few: its catalogue, per model). */
+const CACHED_TOOL_SETS = 8
+const builders = new Map<string, TypeBuilder>()
+
+/**
+ * `toolTypes(tools)` built once per tool set (names, descriptions and parameters; the least recently used set is
+ * dropped past eight): BAML reads a TypeBuilder and never changes it, and building one costs ~0.5 ms of every turn's
+ * start (issue 15).
+ */
+export const toolTypesFor = (tools: ReadonlyArray<ToolOffer>): TypeBuilder => {
+  const key = JSON.stringify(tools.map((t) => [t.name, t.description, t.parameters]))
+  const hit = builders.get(key)
+  if (hit !== undefined) {
+    builders.delete(key)
+    builders.set(key, hit)
+    return hit
+  }
+  const tb = toolTypes(tools)
+  builders.set(key, tb)
+  if (builders.size > CACHED_TOOL_SETS) {
+    const oldest = builders.keys().next()
+    if (!oldest.done) builders.delete(oldest.value)
+  }
+  return tb
+}

@@ -2,7 +2,7 @@
  * The Bus: fan-out of committed envelopes to live subscribers, gapless and without duplicates per session.
  * Never the source of truth: a subscriber that lags or drops events heals by reading the EventStore. Never blocks the writer.
  */
-import { Chunk, Context, Duration, Effect, FiberMap, Layer, Option, Queue, Schedule, type Scope, Stream } from "effect"
+import { Chunk, Context, Deferred, Duration, Effect, Exit, FiberMap, Layer, Option, Queue, Schedule, type Scope, Stream } from "effect"
 import type { Envelope, JsonObject } from "../domain/Event.ts"
 import type { LlmMemory } from "../domain/projections/memoryTypes.ts"
 import { EventStore, type EventStoreShape, type StoreError } from "../store/EventStore.ts"
@@ -71,15 +71,8 @@ const CLOSE_WATCH_RETRY = Schedule.spaced(Duration.millis(500))
  */
 export const untilClosed = (bus: BusShape, session: string, afterSeq: number, closes: (e: Envelope) => boolean) =>
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A | void, E, R> => {
-    let seen = afterSeq
-    const closed = Stream.suspend(() => bus.subscribe(session, seen)).pipe(
-      Stream.tap((e) =>
-        Effect.sync(() => {
-          seen = e.seq
-        })
-      ),
-      Stream.filter(closes),
-      Stream.runHead,
+    const seen = { seq: afterSeq }
+    const closed = Effect.suspend(() => bus.awaitClose(session, seen, closes)).pipe(
       Effect.retry(CLOSE_WATCH_RETRY),
       // The schedule never gives up, so no error comes out (for the type checker: none that ends the effect).
       Effect.catchAll(() => Effect.never),
@@ -137,6 +130,13 @@ export interface BusShape {
    * Unsubscribes when the scope closes.
    */
   readonly subscribeCommitted: (select: (batch: Committed) => boolean) => Effect.Effect<Stream.Stream<Committed>, never, Scope.Scope>
+  /**
+   * Succeeds once an event of `session` after `seen.seq` satisfies `closes`: first among those the store already holds,
+   * then among those published, with every gap (a commit the feed delivered only in part) read from the store. `seen`
+   * advances as events are checked (a retry after a failed read goes on from there). The test runs in `publish`, so
+   * a watch wakes once, at the close, not for every delta; the session counts as watched meanwhile.
+   */
+  readonly awaitClose: (session: string, seen: { seq: number }, closes: (e: Envelope) => boolean) => Effect.Effect<void, StoreError>
   /** Current counters. */
   readonly stats: Effect.Effect<BusStats>
 }
@@ -150,6 +150,13 @@ export interface BusOptions {
   readonly capacity?: number
   /** Page size of store reads during catch-up and healing (default 1000). */
   readonly pageSize?: number
+}
+
+/** A close watch (`awaitClose`): its test runs on every published event of its session. */
+interface Watch {
+  readonly session: string
+  /** Checks one published event; may complete the watch or ask for a store read (a gap). */
+  readonly check: (event: Envelope) => void
 }
 
 interface Subscriber {
@@ -186,6 +193,8 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
     const pageSize = Math.max(1, options.pageSize ?? 1000)
     const subscribers = new Set<Subscriber>()
     const committed = new Set<{ readonly select: (batch: Committed) => boolean; readonly queue: Queue.Queue<Committed> }>()
+    const watches = new Map<string, Set<Watch>>()
+    let watchCount = 0
     let dropped = 0
     let heals = 0
 
@@ -221,6 +230,12 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
             }
           }
         }
+        if (watchCount > 0) {
+          for (const event of events) {
+            const ws = watches.get(event.session)
+            if (ws !== undefined) for (const w of ws) w.check(event)
+          }
+        }
         const first = events[0]
         if (first === undefined || committed.size === 0) return
         const batch: Committed = { session: first.session, events, origin, work }
@@ -230,10 +245,58 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
     const publish = (events: ReadonlyArray<Envelope>, work: ReadonlyArray<Work> = []) => offer(events, "local", work)
     const publishRemote = (events: ReadonlyArray<Envelope>) => offer(events, "remote", [])
     const watchedSessions = () => {
-      const sessions = new Set<string>()
+      const sessions = new Set<string>(watches.keys())
       for (const subscriber of subscribers) if (subscriber.session !== undefined) sessions.add(subscriber.session)
       return [...sessions]
     }
+
+    const awaitClose = (session: string, seen: { seq: number }, closes: (e: Envelope) => boolean) =>
+      Effect.scoped(
+        Effect.gen(function*() {
+          const done = yield* Deferred.make<void>()
+          // At most one pending wake-up: a gap seen while the store is being read is covered by the next read.
+          const gap = yield* Queue.sliding<void>(1)
+          const watch: Watch = {
+            session,
+            check: (event) => {
+              if (event.seq <= seen.seq) return
+              if (closes(event)) Deferred.unsafeDone(done, Exit.void)
+              else if (event.seq === seen.seq + 1) seen.seq = event.seq
+              else gap.unsafeOffer(undefined)
+            }
+          }
+          yield* Effect.acquireRelease(
+            Effect.sync(() => {
+              const same = watches.get(session)
+              if (same) same.add(watch)
+              else watches.set(session, new Set([watch]))
+              watchCount++
+            }),
+            () =>
+              Effect.sync(() => {
+                const same = watches.get(session)
+                same?.delete(watch)
+                if (same?.size === 0) watches.delete(session)
+                watchCount--
+              })
+          )
+          /** Reads what the store holds after `seen` (registered first, so nothing falls between), then after each gap. */
+          const fromStore: Effect.Effect<void, StoreError> = Effect.gen(function*() {
+            for (let read = 0; ; read++) {
+              const last = new Map([[session, seen.seq]])
+              const out: Array<Envelope> = []
+              // The first read is the catch-up; every later one fills a gap.
+              yield* (read === 0 ? readRest(store, pageSize, session, last, out) : heal(session, last, out))
+              for (const e of out) {
+                if (closes(e)) return
+                seen.seq = Math.max(seen.seq, e.seq)
+              }
+              yield* Queue.take(gap)
+            }
+          })
+          yield* Effect.raceFirst(Deferred.await(done), fromStore)
+        })
+      )
     const heal = (session: string, last: Map<string, number>, out: Array<Envelope>) => {
       heals++
       return readRest(store, pageSize, session, last, out)
@@ -306,9 +369,9 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
         (c) => Stream.fromQueue(c.queue)
       )
 
-    const stats = Effect.sync((): BusStats => ({ subscribers: subscribers.size + committed.size, dropped, heals }))
+    const stats = Effect.sync((): BusStats => ({ subscribers: subscribers.size + committed.size + watchCount, dropped, heals }))
 
-    return { publish, publishRemote, watchedSessions, subscribe, subscribeCommitted, stats } satisfies BusShape
+    return { publish, publishRemote, watchedSessions, subscribe, subscribeCommitted, awaitClose, stats } satisfies BusShape
   })
 
 /** The Bus over the EventStore, with default buffers. */

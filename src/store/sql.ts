@@ -78,8 +78,25 @@ export const migrate = (dialect: Dialect) =>
     Effect.withSpan("EventStore.migrate")
   )
 
-/** Builds the EventStore over the SqlClient in context; run `migrate` first. */
-export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, never, SqlClient.SqlClient> =>
+/** The summary columns of the `sessions` row an append writes. */
+export interface SummaryRow {
+  readonly summary: string
+  readonly head: number
+  readonly updatedAt: number
+  readonly phase: string
+  readonly title: string
+  readonly forkedFrom: string | null
+}
+
+/**
+ * An engine's whole append in one call (head check, rows, summary row, one transaction), for engines that can do it
+ * without a statement per effect (SQLite: synchronous prepared statements). Answers null when it wrote, or the head
+ * it found instead of `expectedHead` (nothing written).
+ */
+export type AppendNow = (session: string, expectedHead: number, rows: string, summary: SummaryRow) => Effect.Effect<number | null, SqlError>
+
+/** Builds the EventStore over the SqlClient in context; run `migrate` first. `appendNow` replaces the append's statements. */
+export const makeSqlStore = (dialect: Dialect, appendNow?: AppendNow): Effect.Effect<EventStoreShape, never, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
@@ -115,7 +132,20 @@ export const makeSqlStore = (dialect: Dialect): Effect.Effect<EventStoreShape, n
             phase = excluded.phase, title = excluded.title, forked_from = excluded.forked_from`
         if (dialect.afterAppend && checked.length > 0) yield* dialect.afterAppend(sql, session, checked, expectedHead + checked.length)
       })
-      yield* transaction(sql, write).pipe(
+      const written = appendNow === undefined
+        ? transaction(sql, write)
+        : Effect.flatMap(
+          appendNow(session, expectedHead, rows, {
+            summary: summaryJson,
+            head: summary.head,
+            updatedAt: summary.updatedAt,
+            phase: summary.phase,
+            title: summary.title,
+            forkedFrom: summary.forkedFrom?.session ?? null
+          }),
+          (actual) => (actual === null ? Effect.void : Effect.fail(new AppendConflict({ session, expected: expectedHead, actual })))
+        )
+      yield* written.pipe(
         Effect.catchTag("SqlError", (cause): Effect.Effect<never, AppendConflict | StoreError> =>
           dialect.isUniqueViolation(cause)
             // A concurrent append at the same head won the race on the (session, seq) key.
