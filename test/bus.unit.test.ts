@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test"
 import { Chunk, Deferred, Effect, Fiber, Layer, type Scope, Stream } from "effect"
 import type { Envelope } from "../src/domain/Event.ts"
-import type { SessionSummary } from "../src/domain/projections/summaryTypes.ts"
+import { summaryOf } from "./support/summary.ts"
 import { Bus, layerWith } from "../src/session/Bus.ts"
 import { EventStore, type StoreError } from "../src/store/EventStore.ts"
 import { layerMemory } from "../src/store/memory.ts"
@@ -19,19 +19,6 @@ const message = (session: string, seq: number): Envelope => ({
   text: `message ${seq}`
 })
 
-const summaryOf = (session: string, head: number): SessionSummary => ({
-  session,
-  title: session,
-  createdAt: 1,
-  updatedAt: head,
-  head,
-  messages: head,
-  turns: 0,
-  toolCalls: 0,
-  phase: "idle",
-  pendingApprovals: 0,
-  tokens: { input: 0, output: 0 }
-})
 
 /** What the session writer does: append a batch at the current head, then publish it. Returns the new head. */
 const commit = (session: string, count: number) =>

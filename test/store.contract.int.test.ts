@@ -8,6 +8,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Either, Layer, Option } from "effect"
 import { canonicalEnvelope, decodeEnvelope, type Envelope, type Event, eventTypes } from "../src/domain/Event.ts"
 import type { SessionSummary } from "../src/domain/projections/summaryTypes.ts"
+import { summaryOf as baseSummary } from "./support/summary.ts"
 import { fromRow } from "../src/store/codec.ts"
 import { AppendConflict, EventStore, StoreError } from "../src/store/EventStore.ts"
 import { layerMemory } from "../src/store/memory.ts"
@@ -25,19 +26,7 @@ const envelope = (session: string, seq: number, event: Event, by = "system"): En
   ...event
 })
 
-const summaryOf = (session: string, head: number, updatedAt: number, title = `title of ${session}`): SessionSummary => ({
-  session,
-  title,
-  createdAt: 1,
-  updatedAt,
-  head,
-  messages: head,
-  turns: 0,
-  toolCalls: 0,
-  phase: "idle",
-  pendingApprovals: 0,
-  tokens: { input: 0, output: 0 }
-})
+const summaryOf = (session: string, head: number, updatedAt: number, title = `title of ${session}`) => baseSummary(session, head, updatedAt, title)
 
 const messages = (session: string, from: number, count: number, tag = "m"): Array<Envelope> =>
   Array.from({ length: count }, (_, i) =>

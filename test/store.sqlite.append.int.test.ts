@@ -5,23 +5,10 @@ import { describe, expect, test } from "bun:test"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { Deferred, Effect, Exit, Fiber } from "effect"
 import type { Envelope } from "../src/domain/Event.ts"
-import type { SessionSummary } from "../src/domain/projections/summaryTypes.ts"
+import { summaryOf } from "./support/summary.ts"
 import { transaction } from "../src/store/sql.ts"
 import { makeSqlite } from "../src/store/sqlite.ts"
 
-const summaryOf = (session: string, head: number): SessionSummary => ({
-  session,
-  title: "t",
-  createdAt: 1,
-  updatedAt: head,
-  head,
-  messages: head,
-  turns: 0,
-  toolCalls: 0,
-  phase: "idle",
-  pendingApprovals: 0,
-  tokens: { input: 0, output: 0 }
-})
 
 const message = (session: string, seq: number): Envelope => ({
   session,
