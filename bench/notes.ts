@@ -153,9 +153,10 @@ capacity of about twice the live heap after the burst.
 is configured, BAML's parser until a reply ends), a bundled build (measured −13 MB idle), then the forced
 \`Bun.gc(true)\` after a burst of row 9's note; each measured import by import with \`/proc/<pid>/status\`.`,
 
-  "P6": `**Why.** Capacity is row 4's main-thread CPU: at p99 ≤ 50 ms ours holds about a fifth of the peer's K (the peer's
-CPU per chunk is ~⅓ of ours). **What would get there:** row 4's and P2's next steps; capacity scales with the CPU per
-chunk.`
+  "P6": `**Why.** Capacity is row 4's main-thread CPU and how long a chunk waits for it: at p99 ≤ 50 ms ours holds a little
+over half of the peer's K (107 vs 188 in this run; 38 vs 119 before the push path, which took the per-chunk queue and
+runner fiber out between the SSE read and the writer). **What would get there:** row 4's and P2's next steps;
+capacity scales with the CPU per chunk.`
 }
 
 /** What was changed to meet the targets, with the figures before and after (same machine, quick mode). */
