@@ -30,17 +30,22 @@ frames, −29 B) changes the public wire shape (DESIGN.md §4) and saves far les
 P2) for 5,000 chunks/s is more than the one JS thread has once the bench's own clients and endpoint take their share of
 the two cores, so chunks queue before the writer (writer→client stays at p50 1 ms / p99 5 ms). Where the main thread
 goes (\`BENCH_CPU_PROF=<dir> BENCH_CPU_PROF_INTERVAL=200\`, K = 100, after the fixes below): Effect's runtime 57 % of
-samples (fiber run loop, channel executors, FiberRefs: five fibers wake per chunk — the SSE reader, the LlmRunner's
-stream, the writer's drain, the bridge's and the turn watch's Bus subscriptions), bun:sqlite ~8 % (the append's
+samples (fiber run loop, channel executors, FiberRefs: the fibers woken per chunk were the SSE reader, the LlmRunner's
+stream, the writer's drain, the bridge's and the turn watch's Bus subscriptions — now three: the reader, which pushes a
+turn's chunks straight into the writer's queue, the drain and the bridge), bun:sqlite ~8 % (the append's
 statements, ~20 µs each), \`ws.send\` with deflate 4 %, BAML's final parse 2.7 %, all of \`src/\` under 10 %.
 
 **Tried (before → after, server CPU per chunk at K = 100, A/B interleaved on this machine):** 771 → ~250 µs, see
-"Before and after" (the SQLite append, the SSE decoder, the provider's total timeout as one timer per call).
+"Before and after" (the SQLite append, the SSE decoder, the provider's total timeout as one timer per call). The push
+path (\`LlmClient.run\`: the reading fiber hands each read's chunks to the runner, which queues them on the writer
+without an effect per chunk; no Mailbox, Stream stages or runner fiber in between) halved the latency at K = 100 (p50
+~40 → ~20 ms, p99 ~150 → ~63 ms, medians of 4 and 3 interleaved runs) and cut K = 1 from ~2.3 to ~1.8 ms per chunk;
+CPU per chunk at K = 100 stayed ~210–250 µs because the writer now keeps up: it appends about twice as many batches
+(delta events 1.0–1.1 k/s → 2.0–2.6 k/s for ~4.4 k chunks/s), each batch a transaction and a frame.
 
-**Next:** a push path from the SSE reader to the writer's queue (no Mailbox + Stream between the reader and the
-LlmRunner; a report offered without an Effect per chunk in \`SessionWriter.report\`): each Stream stage hand-off
-removed so far was worth 40–250 µs per chunk at K = 100 (the turn watch, now tested in \`Bus.publish\`, was worth
-0.2 ms per chunk at K = 1 and nothing measurable at K = 100).`,
+**Next:** the writer→client half: group commits across sessions (one transaction per tick for every session's batch,
+now that batches are small), and the bridge's Bus subscription as a callback from \`Bus.publish\` instead of a queue
+and a fiber woken per delta (the bridge drained per chunk was noise on its own, see "Before and after").`,
 
   "5": `**Why.** The floor forwards each chunk with one \`JSON.parse\` and one \`ws.send\` (16–200 µs of CPU per chunk);
 ours also stores every delta durably before it is sent (an SQLite transaction per batch), folds it, publishes it and
@@ -114,13 +119,13 @@ at K = 100.`,
   "P2": `**Why.** CPU per chunk (process tree: all threads of the server, JIT and GC included) is ours ÷ peer ≈ ×2 at
 K = 300 up to ×3–4 at K = 1–10. The peer does one JSON parse in the AI SDK's stream and one \`ws.send\` per chunk and
 writes SQLite once per reply; ours stores every delta before it is sent (the guarantee the peer does not give: a crash
-mid-reply loses the peer's whole reply), and runs each chunk through five Effect fibers (row 4). At low K a fixed
+mid-reply loses the peer's whole reply), and runs each chunk through three Effect fibers (row 4; five before the push path). At low K a fixed
 cost per wake-up and the JIT dominate: at K = 1, over 8 s, the main thread used 580 ms and the JIT thread 320 ms for
 400 chunks (\`/proc/<pid>/task/*/stat\`); \`BUN_JSC_useFTLJIT=0\` cut the JIT thread to 180 ms but the total by noise
 only (2.44 → 2.24 ms per chunk), so it was not adopted.
 
-**What would get there:** row 4's next step (a push path from the SSE reader to the writer's queue), then group commits across sessions (BEGIN/COMMIT are ~5 % of the main
-thread at K = 100). The SQLite store itself is no longer the cost: with the memory store the server used the same
+**What would get there:** row 4's next step, group commits across sessions (BEGIN/COMMIT are ~5 % of the main
+thread at K = 100; the push path made batches smaller, so there are more of them). The SQLite store itself is no longer the cost: with the memory store the server used the same
 CPU per chunk at K = 1 (2.16 vs 2.18 ms) once the append became one prepared transaction.`,
 
   "P3": `**Why.** p99: row 4 (main-thread CPU at K = 100). send_message → provider request at K = 100: the hundred turns
@@ -135,7 +140,7 @@ the request 1.6–2.4 ms (1.1–1.4 ms warm, alone); the HTTP request sent 1 ms 
 new messages; BAML is ~1.5 ms of every start), the turn's watch subscribed without a catch-up read (the writer knows
 the head it started at), and row 4's CPU fixes so the starts do not queue behind chunks.`,
 
-  "P4": `**Why.** p50 at K = 1: a chunk crosses five fibers and a SQLite commit before \`ws.send\` (row 4), ~1 ms more than the
+  "P4": `**Why.** p50 at K = 1: a chunk crosses three fibers and a SQLite commit before \`ws.send\` (row 4), ~1 ms more than the
 peer. send_message → provider request: see row P3 (~10 ms of once-per-turn code at K = 1, BAML's render ~1.5 ms of it).
 **What would get there:** row P3's and row 4's next steps.`,
 
@@ -148,9 +153,10 @@ capacity of about twice the live heap after the burst.
 is configured, BAML's parser until a reply ends), a bundled build (measured −13 MB idle), then the forced
 \`Bun.gc(true)\` after a burst of row 9's note; each measured import by import with \`/proc/<pid>/status\`.`,
 
-  "P6": `**Why.** Capacity is row 4's main-thread CPU: at p99 ≤ 50 ms ours holds about a fifth of the peer's K (the peer's
-CPU per chunk is ~⅓ of ours). **What would get there:** row 4's and P2's next steps; capacity scales with the CPU per
-chunk.`
+  "P6": `**Why.** Capacity is row 4's main-thread CPU and how long a chunk waits for it: at p99 ≤ 50 ms ours holds a little
+over half of the peer's K (107 vs 188 in this run; 38 vs 119 before the push path, which took the per-chunk queue and
+runner fiber out between the SSE read and the writer). **What would get there:** row 4's and P2's next steps;
+capacity scales with the CPU per chunk.`
 }
 
 /** What was changed to meet the targets, with the figures before and after (same machine, quick mode). */
@@ -168,6 +174,9 @@ export const history = `| change | rows | before | after |
 | a runner's close watch tested in \`Bus.publish\` (was a second Bus subscription per session woken by every delta) | P2, 4 | K=1 2.25 ms; K=100 292 µs | 2.05 ms; 290 µs |
 | the text of one socket read's events merged into one piece, at most 4 KB (was one piece, delta and append per event) | 5b | unpaced 20,000 chunks: 20,018 delta events, 94 µs per chunk (start included) | 50 delta events, 6 µs per chunk |
 | issue 15 altogether, the quick bench's own rows (first run of the peer rows on this branch's base → the final run) | P2, P3, P6 | K=100: ours p50 3,203 ms / p99 7,992 ms, CPU per chunk 715 µs (×6.3 the peer), send→request 326 ms; capacity 13 (peer 94); row 5b not measured at the base (A/B harness: 1.66 ms per chunk) | K=100: p50 39 ms / p99 146 ms, 217 µs (×1.7), 293 ms; capacity 38 (peer 119); row 5b 4.5 µs per chunk |
+| a turn's chunks pushed from the SSE reading fiber to the writer's queue (\`LlmClient.run\`; \`SessionWriter.report\` with no effect for a loaded session; was a Mailbox, four Stream stages and the LlmRunner's fiber per chunk); medians of 4 interleaved runs before, 3 after | P2, P3, P4, 4 | K=1 CPU 2.30 ms, p50 1.57 ms; K=100 p50 39.7 ms, p99 150 ms, CPU 207 µs (1.1 k delta events/s) | K=1 1.80 ms, 1.24 ms; K=100 19.7 ms, 63.1 ms, 243 µs (2.3 k delta events/s: the writer keeps up, smaller batches) |
+| the push path, the quick bench's own rows (the full run before it → the full run after it) | P3, P6 | K=100 p50 39.2 ms / p99 145.8 ms, CPU per chunk 217 µs; capacity 38 (peer 119) | K=100 p50 16.6 ms / p99 42.6 ms, 247 µs; capacity 107 (peer 188) |
+| the report alone, without the push path (2 runs) | P2 | K=100 CPU 207 µs | 210 / 191 µs (noise; kept as the push path's writer half) |
 | tried, not kept: the bridge drains each Bus chunk in one step, the Bus finds subscribers by session, the turn watch maps chunks | P2 | K=1 2.70 ms; K=100 554 µs | 2.65 ms; 551 µs (noise) |
 | tried, not kept: HttpClient given to the provider stream instead of \`Stream.provideService\` | P2 | K=100 median 261 µs (5 runs) | 270 µs (noise) |
 | measured, not changed: permessage-deflate off | 3, P2 | K=100 503 µs, 19 B beyond the text per delta frame | 499 µs (noise), ~190 B: deflate kept |

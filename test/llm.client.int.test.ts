@@ -153,6 +153,31 @@ describe("LlmClient (scripted model over HTTP)", () => {
     expect(closes.every((e) => e.chunksSent > 0 && e.chunksSent < e.chunksTotal)).toBe(true)
   })
 
+  test("run pushes the chunks in order to its sink; a sink that fails ends the call with its error, never retried", async () => {
+    const text = "Pushed straight from the socket read to the caller, chunk after chunk."
+    const script: Script = { turns: [{ text, chunkChars: 5, delayMs: 2 }, { text, chunkChars: 5, delayMs: 2 }] }
+    class SinkFull extends Error {}
+    const { pushed, failed, events } = await run(
+      LlmClient.layerScripted(script),
+      Effect.gen(function* () {
+        const llm = yield* LlmClient
+        const pushed: Array<LlmChunk> = []
+        yield* llm.run({ memory: ask("hi"), tools, turnId: "t-push", modelTurn: 0 }, (chunks) => Effect.sync(() => pushed.push(...chunks)))
+        let seen = 0
+        const failed = yield* Effect.either(
+          llm.run({ memory: ask("again"), tools, turnId: "t-sink", modelTurn: 1 }, () => (++seen === 2 ? Effect.fail(new SinkFull("full")) : Effect.void))
+        )
+        return { pushed, failed, events: (yield* OfflineEndpoint).events() }
+      })
+    )
+    expect(deltas(pushed).join("")).toBe(text)
+    expect(pushed.at(-1)?.type).toBe("done")
+    if (Either.isRight(failed)) throw new Error("expected the sink's failure")
+    expect(failed.left).toBeInstanceOf(SinkFull)
+    // The caller's failure is not the provider's: one request, no retry.
+    expect(requestsOf(events, "t-sink")).toHaveLength(1)
+  })
+
   test("an exhausted script → LlmError that says so, no hang", async () => {
     const script: Script = { turns: [{ text: "only one" }] }
     const second = await run(

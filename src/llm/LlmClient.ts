@@ -7,7 +7,7 @@
  */
 import { FetchHttpClient, HttpClient } from "@effect/platform"
 import { BamlAbortError, BamlClientHttpError, BamlValidationError, getLogLevel, setLogLevel, toBamlError } from "@boundaryml/baml"
-import { Clock, Config, type ConfigError, Context, Data, Duration, Effect, Either, Exit, Layer, Option, Stream } from "effect"
+import { Chunk, Clock, Config, type ConfigError, Context, Data, Duration, Effect, Either, Exit, Layer, Mailbox, Option, Stream } from "effect"
 import { b } from "../../baml_client/index.ts"
 import type * as baml from "../../baml_client/types.ts"
 import type { JsonObject } from "../domain/Event.ts"
@@ -39,7 +39,7 @@ import {
 import { makeReplyScanner, type ReplyScanner } from "./replyScanner.ts"
 import { bamlRetryPolicy, type RetryPolicy } from "./retryPolicy.ts"
 import type { TokenUsage } from "./sse.ts"
-import { type Dialect, dialectOf, prepareRequest, retryableStatus, streamProvider, StreamRequestError } from "./streamRequest.ts"
+import { BUFFER_PIECES, callProvider, type Dialect, dialectOf, prepareRequest, type ProviderPiece, retryableStatus, streamProvider, StreamRequestError } from "./streamRequest.ts"
 import { alignArgs, type ToolOffer, toolTypes, toolTypesFor } from "./toolTypes.ts"
 import { neutralise, neutraliseJson } from "./untrusted.ts"
 
@@ -94,6 +94,12 @@ export interface LlmClientService {
   readonly models: ReadonlyArray<ModelInfo>
   /** Streams one reply. Interrupting the stream aborts the HTTP request. */
   readonly stream: (input: LlmInput) => Stream.Stream<LlmChunk, LlmError>
+  /**
+   * One reply, pushed: the chunks of each socket read go to `sink` in order, run by the fiber that read them (no queue
+   * and no consumer fiber per chunk: the runner's hot path, issue 15); a failure of `sink` ends the call with it.
+   * Interrupting it aborts the HTTP request. `stream` is this behind a bounded buffer.
+   */
+  readonly run: <X>(input: LlmInput, sink: (chunks: ReadonlyArray<LlmChunk>) => Effect.Effect<void, X>) => Effect.Effect<void, LlmError | X>
   /**
    * The request a call would send for this memory and these tools — the provider's request body, exactly as BAML
    * renders it (system prompt, tool list and answer format, every message and tool result) — without sending it, and
@@ -484,58 +490,70 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
 
   const fromEither = <A>(e: Either.Either<A, LlmError>): Effect.Effect<A, LlmError> => Either.match(e, { onLeft: Effect.fail, onRight: Effect.succeed })
 
-  /** Our own HTTP path: BAML builds the request and parses; we send it and read every chunk. */
-  const viaHttp = (choice: Choice, dialect: Dialect, input: LlmInput, call: Call, deadlineAt: number): Stream.Stream<LlmChunk, LlmError> =>
-    Stream.unwrap(
-      Effect.gen(function* () {
-        const built = yield* Effect.tryPromise({
-          try: () => b.streamRequest.Chat(call.instructions, call.messages, call.specs, { clientRegistry: choice.registry, tb: call.tb }),
-          catch: toLlmError
-        })
-        const headers = choice.local ? { [TURN_HEADER]: input.turnId, [MODEL_TURN_HEADER]: String(input.modelTurn) } : {}
-        const request = prepareRequest(built, dialect, headers)
-        const reply = makeReplyAssembler({
-          maxReplyBytes: limits.maxReplyBytes,
-          parsePartial: (raw) => {
-            try {
-              const partial = stablePartial(raw, b.parseStream.Chat(raw, { tb: call.tb }))
-              return typeof partial?.text === "string" ? partial.text : undefined
-            } catch {
-              // Nothing parseable yet (e.g. prose before the JSON): wait for more.
-              return undefined
+  /**
+   * Our own HTTP path: BAML builds the request and parses; we send it and read every chunk. The chunks of each socket
+   * read go to `sink` from the reading fiber (no queue, no Stream stage per chunk), the closing ones after the reply.
+   */
+  const viaHttp = <X>(
+    choice: Choice,
+    dialect: Dialect,
+    input: LlmInput,
+    call: Call,
+    deadlineAt: number,
+    sink: (chunks: ReadonlyArray<LlmChunk>) => Effect.Effect<void, X>
+  ): Effect.Effect<void, LlmError | X> =>
+    Effect.gen(function* () {
+      const built = yield* Effect.tryPromise({
+        try: () => b.streamRequest.Chat(call.instructions, call.messages, call.specs, { clientRegistry: choice.registry, tb: call.tb }),
+        catch: toLlmError
+      })
+      const headers = choice.local ? { [TURN_HEADER]: input.turnId, [MODEL_TURN_HEADER]: String(input.modelTurn) } : {}
+      const request = prepareRequest(built, dialect, headers)
+      const reply = makeReplyAssembler({
+        maxReplyBytes: limits.maxReplyBytes,
+        parsePartial: (raw) => {
+          try {
+            const partial = stablePartial(raw, b.parseStream.Chat(raw, { tb: call.tb }))
+            return typeof partial?.text === "string" ? partial.text : undefined
+          } catch {
+            // Nothing parseable yet (e.g. prose before the JSON): wait for more.
+            return undefined
+          }
+        }
+      })
+      let usage: TokenUsage = {}
+      const onPieces = (pieces: ReadonlyArray<ProviderPiece>): Effect.Effect<void, LlmError | X> => {
+        const chunks: Array<LlmChunk> = []
+        for (const piece of pieces) {
+          switch (piece.type) {
+            case "attempt":
+              reply.attempt()
+              usage = {}
+              break
+            case "usage":
+              usage = { ...usage, ...piece.usage }
+              break
+            case "text": {
+              const pushed = reply.push(piece.text)
+              if (Either.isLeft(pushed)) return Effect.zipRight(chunks.length === 0 ? Effect.void : sink(chunks), Effect.fail(pushed.left))
+              for (const c of pushed.right) chunks.push(c)
+              break
+            }
+            default: {
+              const _exhaustive: never = piece
+              return _exhaustive
             }
           }
-        })
-        let usage: TokenUsage = {}
-        const body = streamProvider(request, dialect, choice.policy, limits, { at: deadlineAt, error: totalError }).pipe(
-          Stream.provideService(HttpClient.HttpClient, http),
-          Stream.mapError((e) => (e._tag === "LlmError" ? e : fromStreamRequest(e))),
-          Stream.mapConcatEffect((piece) => {
-            switch (piece.type) {
-              case "attempt":
-                reply.attempt()
-                usage = {}
-                return Effect.succeed([])
-              case "usage":
-                usage = { ...usage, ...piece.usage }
-                return Effect.succeed([])
-              case "text":
-                return fromEither(reply.push(piece.text))
-              default: {
-                const _exhaustive: never = piece
-                return _exhaustive
-              }
-            }
-          })
-        )
-        const end = Stream.fromIterableEffect(
-          Effect.try({ try: () => b.parse.Chat(reply.raw(), { tb: call.tb }), catch: toLlmError }).pipe(
-            Effect.flatMap((final) => closing(input, reply, final, call.tools, usage))
-          )
-        )
-        return Stream.concat(body, end)
-      })
-    )
+        }
+        return chunks.length === 0 ? Effect.void : sink(chunks)
+      }
+      yield* callProvider(request, dialect, choice.policy, limits, onPieces, { at: deadlineAt, error: totalError }).pipe(
+        Effect.provideService(HttpClient.HttpClient, http),
+        Effect.mapError((e) => (e instanceof StreamRequestError ? fromStreamRequest(e) : e))
+      )
+      const final = yield* Effect.try({ try: () => b.parse.Chat(reply.raw(), { tb: call.tb }), catch: toLlmError })
+      yield* sink(yield* closing(input, reply, final, call.tools, usage))
+    })
 
   /** BAML's own stream (providers we do not read ourselves). */
   const viaBaml = (choice: Choice, input: LlmInput, call: Call): Stream.Stream<LlmChunk, LlmError> =>
@@ -560,31 +578,37 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
       })
     )
 
-  const stream = (input: LlmInput): Stream.Stream<LlmChunk, LlmError> => {
+  const run = <X>(input: LlmInput, sink: (chunks: ReadonlyArray<LlmChunk>) => Effect.Effect<void, X>): Effect.Effect<void, LlmError | X> => {
     const name = input.model ?? choices.default
     const choice = byName.get(name)
     if (choice === undefined) {
-      return Stream.fail(
+      return Effect.fail(
         new LlmError({ message: `unknown model ${JSON.stringify(name)}; the models are: ${[...byName.keys()].join(", ")}`, retryable: false })
       )
     }
     // The total timeout counts from here. Our HTTP path enforces it in its reading fiber (one timer per call);
     // `Stream.interruptWhen` costs a fiber hand-off per chunk, so only BAML's own stream (no hot path here) uses it.
     const total = Effect.zipRight(Effect.sleep(limits.totalTimeout), Effect.fail(totalError()))
-    const reply = Stream.unwrap(
-      Effect.map(Clock.currentTimeMillis, (startedAt) => {
-        const call = promptOf(input.memory, input.tools, options.instructions ?? "")
-        return choice.dialect === undefined
-          ? Stream.interruptWhen(viaBaml(choice, input, call), total)
-          : viaHttp(choice, choice.dialect, input, call, startedAt + Duration.toMillis(limits.totalTimeout))
-      })
-    )
-    return reply.pipe(
-      Stream.withSpan("LlmClient.stream", {
+    return Effect.flatMap(Clock.currentTimeMillis, (startedAt) => {
+      const call = promptOf(input.memory, input.tools, options.instructions ?? "")
+      return choice.dialect === undefined
+        ? Stream.runForEachChunk(Stream.interruptWhen(viaBaml(choice, input, call), total), (chunk) => sink(Chunk.toReadonlyArray(chunk)))
+        : viaHttp(choice, choice.dialect, input, call, startedAt + Duration.toMillis(limits.totalTimeout), sink)
+    }).pipe(
+      Effect.withSpan("LlmClient.stream", {
         attributes: { turnId: input.turnId, provider: choice.spec.provider, model: choice.spec.model, modelTurn: input.modelTurn }
       })
     )
   }
+
+  const stream = (input: LlmInput): Stream.Stream<LlmChunk, LlmError> =>
+    Stream.unwrapScoped(
+      Effect.gen(function* () {
+        const mailbox = yield* Mailbox.make<LlmChunk, LlmError>(BUFFER_PIECES)
+        yield* run(input, (chunks) => Effect.asVoid(mailbox.offerAll(chunks))).pipe(Mailbox.into(mailbox), Effect.forkScoped)
+        return Mailbox.toStream(mailbox)
+      })
+    )
 
   const render = (input: Pick<LlmInput, "memory" | "tools" | "model">): Effect.Effect<RenderedRequest, LlmError> =>
     Effect.gen(function* () {
@@ -640,7 +664,7 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
       Effect.withSpan("LlmClient.summarize", { attributes: { session: input.session, upToSeq: input.upToSeq } })
     )
 
-  return { kind: fallback.spec.provider, model: fallback.spec.name, models: modelInfos(choices), stream, render, summarize }
+  return { kind: fallback.spec.provider, model: fallback.spec.name, models: modelInfos(choices), stream, run, render, summarize }
 }
 
 /** What one call hands BAML. */

@@ -5,12 +5,14 @@
  * a turn ends that turn as failed.
  */
 import { Cause, Context, Effect, FiberMap, Layer, Stream } from "effect"
+import type { Rejection } from "../domain/Command.ts"
 import { Leases } from "../cluster/Leases.ts"
 import type { Envelope } from "../domain/Event.ts"
 import { Bus, type Committed, compactionOfLease, stopEvery, summaryLeaseKey, untilClosed, type Work, workKey } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { ToolCatalogue } from "../tools/catalogue.ts"
-import { LlmClient } from "./LlmClient.ts"
+import type { StoreError } from "../store/EventStore.ts"
+import { LlmClient, type LlmChunk } from "./LlmClient.ts"
 
 export interface LlmRunnerShape {
   /** Stops every turn this process runs and records each as interrupted with `reason` (graceful shutdown). */
@@ -41,31 +43,33 @@ export const make = Effect.gen(function* () {
     const tools = catalogue.specs().map(({ name, description, parameters }) => ({ name, description, parameters }))
     // A tape may name a model this server has no choice for (another server's config, an import): the default then.
     const known = llm.models.some((m) => m.name === work.model)
-    return llm.stream({ memory: work.prompt, tools, turnId, modelTurn: work.entry, ...(known ? { model: work.model } : {}) }).pipe(
-      Stream.runForEach((chunk) => {
-        switch (chunk.type) {
-          case "delta":
-            return writer.report(session, { type: "model_delta", turnId, text: chunk.text }, "model")
-          case "tool_call":
-            return writer.report(
-              session,
-              {
-                type: "model_tool_call",
-                turnId,
-                tool: chunk.tool,
-                args: chunk.args,
-                ...(chunk.description !== undefined ? { description: chunk.description } : {})
-              },
-              "model"
-            )
-          case "done":
-            return Effect.asVoid(writer.submit(session, { type: "model_completed", turnId, ...(chunk.usage ? { usage: chunk.usage } : {}) }, "model"))
-          default: {
-            const _exhaustive: never = chunk
-            return _exhaustive
-          }
+    /** Runs in the fiber that read the chunk (`LlmClient.run`): a delta is queued on the writer, no hop of its own. */
+    const report = (chunk: LlmChunk): Effect.Effect<void, Rejection | StoreError> => {
+      switch (chunk.type) {
+        case "delta":
+          return writer.report(session, { type: "model_delta", turnId, text: chunk.text }, "model")
+        case "tool_call":
+          return writer.report(
+            session,
+            {
+              type: "model_tool_call",
+              turnId,
+              tool: chunk.tool,
+              args: chunk.args,
+              ...(chunk.description !== undefined ? { description: chunk.description } : {})
+            },
+            "model"
+          )
+        case "done":
+          return Effect.asVoid(writer.submit(session, { type: "model_completed", turnId, ...(chunk.usage ? { usage: chunk.usage } : {}) }, "model"))
+        default: {
+          const _exhaustive: never = chunk
+          return _exhaustive
         }
-      }),
+      }
+    }
+    const input = { memory: work.prompt, tools, turnId, modelTurn: work.entry, ...(known ? { model: work.model } : {}) }
+    return llm.run(input, (chunks) => (chunks.length === 1 ? report(chunks[0]!) : Effect.forEach(chunks, report, { discard: true }))).pipe(
       Effect.catchTag("LlmError", (e) => writer.submit(session, { type: "model_failed", turnId, error: e.message, retryable: e.retryable }, "model"))
     )
   }

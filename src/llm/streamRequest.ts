@@ -192,37 +192,32 @@ export interface Deadline<E> {
 }
 
 /**
- * The pieces of one call: sends `request`, reads its event stream in `dialect`, retries per `policy` (see
- * {@link isRetryable}; a drop midway is retried too, and the retry's text starts again after a new `attempt`).
- * Interrupting the stream aborts the HTTP request (or the pause before a retry). Past `deadline`, attempts and pauses
- * included, the stream fails with its error (and the request is aborted): one timer for the call, raced once by the
- * reading fiber, where `Stream.interruptWhen` on the consumer's side cost a fiber hand-off per piece (half the
- * server's CPU at K = 100, issue 15).
+ * One call, pushed: sends `request`, reads its event stream in `dialect`, and hands the pieces of each socket read to
+ * `emit` from the reading fiber itself (no queue and no consumer fiber in between: the caller's own work per piece, e.g.
+ * queueing a report, runs right there, issue 15). Retries per `policy` (see {@link isRetryable}; a drop midway is
+ * retried too, and the retry's text starts again after a new `attempt`). Interrupting it aborts the HTTP request (or
+ * the pause before a retry). Past `deadline`, attempts and pauses included, it fails with its error (and the request is
+ * aborted): one timer for the call, raced once, where `Stream.interruptWhen` on the consumer's side cost a fiber
+ * hand-off per piece (half the server's CPU at K = 100, issue 15). A failure of `emit` ends the call with it.
  */
-export const streamProvider = <E = never>(
+export const callProvider = <E = never, X = never>(
   request: PreparedRequest,
   dialect: Dialect,
   policy: RetryPolicy,
   limits: StreamLimits,
+  emit: (pieces: ReadonlyArray<ProviderPiece>) => Effect.Effect<void, X>,
   deadline?: Deadline<E>
-): Stream.Stream<ProviderPiece, StreamRequestError | E, HttpClient.HttpClient> =>
-  Stream.unwrapScoped(
+): Effect.Effect<void, StreamRequestError | E | X, HttpClient.HttpClient> =>
     Effect.gen(function* () {
-      // Scoped: the request is aborted when its attempt ends, however it ends.
+      // Scoped per attempt: the request is aborted when its attempt ends, however it ends.
       const client = HttpClient.withScope(yield* HttpClient.HttpClient)
-      const mailbox = yield* Mailbox.make<ProviderPiece, StreamRequestError | E>(BUFFER_PIECES)
       const read = dialect === "openai" ? openAiPieces : anthropicPieces
       const idle = (what: string) => () =>
         new StreamRequestError({ reason: "idle", detail: `${what} for ${Duration.format(Duration.decode(limits.idleTimeout))}` })
       const lineCap = limits.maxReplyBytes + LINE_SLACK
       const idleMs = Duration.toMillis(Duration.decode(limits.idleTimeout))
       const clock = yield* Effect.clock
-      /** Hands pieces to the consumer without an effect each; waits (the buffer's bound) only when it is full. */
-      const offerAll = (pieces: ReadonlyArray<ProviderPiece>): Effect.Effect<void> => {
-        if (pieces.length === 0) return Effect.void
-        const rest = mailbox.unsafeOfferAll(pieces)
-        return rest.length === 0 ? Effect.void : Effect.asVoid(mailbox.offerAll(rest))
-      }
+      const offerAll = (pieces: ReadonlyArray<ProviderPiece>): Effect.Effect<void, X> => (pieces.length === 0 ? Effect.void : emit(pieces))
 
       const attempt = (body: string) =>
         Effect.gen(function* () {
@@ -249,7 +244,7 @@ export const streamProvider = <E = never>(
           let complete = false
           let stopped = false
           /** Offers what `events` mean; fails on an error event; says whether to read on. */
-          const take = (events: ReadonlyArray<SseEvent>): Effect.Effect<boolean, StreamRequestError> => {
+          const take = (events: ReadonlyArray<SseEvent>): Effect.Effect<boolean, StreamRequestError | X> => {
             const pieces: Array<ProviderPiece> = []
             for (const event of events) {
               for (const piece of read(event)) {
@@ -321,8 +316,9 @@ export const streamProvider = <E = never>(
         }).pipe(Effect.scoped)
 
       let body = request.body
-      const refusesStreamOptions = (e: StreamRequestError) =>
-        request.plainBody !== undefined && body !== request.plainBody && e.reason === "status" && e.status === 400 && e.detail.includes("stream_options")
+      const refusesStreamOptions = (e: StreamRequestError | X) =>
+        e instanceof StreamRequestError && request.plainBody !== undefined && body !== request.plainBody && e.reason === "status" &&
+        e.status === 400 && e.detail.includes("stream_options")
       const once = Effect.suspend(() => attempt(body)).pipe(
         // A server that rejects the stream_options we added gets BAML's own body, once, not counted as a retry.
         Effect.catchIf(refusesStreamOptions, () =>
@@ -332,21 +328,39 @@ export const streamProvider = <E = never>(
           })
         )
       )
-      const schedule = policySchedule(policy, {
-        retryable: isRetryable,
-        retryAfter: (e: StreamRequestError) => e.retryAfter,
+      // A failure of `emit` is the caller's, not the provider's: never retried.
+      const schedule = policySchedule<StreamRequestError | X>(policy, {
+        retryable: (e) => e instanceof StreamRequestError && isRetryable(e),
+        retryAfter: (e) => (e instanceof StreamRequestError ? e.retryAfter : undefined),
         maxRetryAfter: Duration.decode(limits.maxRetryAfter)
       })
       const call = once.pipe(Effect.retry(schedule))
-      const bounded: Effect.Effect<void, StreamRequestError | E> = deadline === undefined
-        ? call
-        : Effect.raceFirst(
-          call,
-          Effect.suspend(() =>
-            Effect.zipRight(Effect.sleep(Duration.millis(Math.max(0, deadline.at - clock.unsafeCurrentTimeMillis()))), Effect.fail(deadline.error()))
-          )
+      if (deadline === undefined) return yield* call
+      return yield* Effect.raceFirst(
+        call,
+        Effect.suspend(() =>
+          Effect.zipRight(Effect.sleep(Duration.millis(Math.max(0, deadline.at - clock.unsafeCurrentTimeMillis()))), Effect.fail(deadline.error()))
         )
-      yield* bounded.pipe(Mailbox.into(mailbox), Effect.forkScoped)
+      )
+    })
+
+/** The pieces of one call ({@link callProvider}) as a stream, buffered up to BUFFER_PIECES (the reader then waits). */
+export const streamProvider = <E = never>(
+  request: PreparedRequest,
+  dialect: Dialect,
+  policy: RetryPolicy,
+  limits: StreamLimits,
+  deadline?: Deadline<E>
+): Stream.Stream<ProviderPiece, StreamRequestError | E, HttpClient.HttpClient> =>
+  Stream.unwrapScoped(
+    Effect.gen(function* () {
+      const mailbox = yield* Mailbox.make<ProviderPiece, StreamRequestError | E>(BUFFER_PIECES)
+      /** Hands pieces to the consumer without an effect each; waits (the buffer's bound) only when it is full. */
+      const offerAll = (pieces: ReadonlyArray<ProviderPiece>): Effect.Effect<void> => {
+        const rest = mailbox.unsafeOfferAll(pieces)
+        return rest.length === 0 ? Effect.void : Effect.asVoid(mailbox.offerAll(rest))
+      }
+      yield* callProvider(request, dialect, policy, limits, offerAll, deadline).pipe(Mailbox.into(mailbox), Effect.forkScoped)
       return Mailbox.toStream(mailbox)
     })
   )

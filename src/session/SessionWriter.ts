@@ -387,8 +387,18 @@ export const make = Effect.gen(function* () {
 
   const offer = (session: string, input: Input, by: Actor) => Effect.flatMap(liveEntry(session), (entry) => offerTo(entry, input, by))
 
+  /**
+   * A session loaded here gets the report straight into its queue, with no effect of its own: a streamed reply reports
+   * once per socket read, and the lookup's effects (a gen, the entry's Deferred, the offer) were most of the runner's
+   * work per chunk. Otherwise (not loaded, being loaded, evicted) the lookup as for any input.
+   */
   const report = (session: string, input: Input, by: Actor) =>
-    Effect.flatMap(liveEntry(session), (entry) => Queue.offer(entry.queue, { input, by, done: null }))
+    Effect.suspend(() => {
+      const entry = live.get(session)
+      // The queue is unbounded and never shut down (an evicted entry leaves `live` first), so the offer always succeeds.
+      if (entry !== undefined && !entry.evicted && entry.queue.unsafeOffer({ input, by, done: null })) return Effect.void
+      return Effect.flatMap(liveEntry(session), (e) => Queue.offer(e.queue, { input, by, done: null }))
+    })
 
   const submit = (session: string, input: Input, by: Actor): Effect.Effect<Ack, Rejection | StoreError> =>
     Effect.flatMap(offer(session, input, by), Deferred.await).pipe(Effect.withSpan("SessionWriter.submit"))
