@@ -114,7 +114,14 @@ would need rewriting for the bundle).
 
 **Next.** The peak is heap capacity JSC keeps after a burst (~2× the live heap) on top of loaded code: try a
 forced \`Bun.gc(true)\` when a burst ends (untested here; \`--smol\` did not lower the peak) and measure its CPU cost
-at K = 100.`,
+at K = 100.
+
+**Since issue 14** the server also loads \`gpt-tokenizer\` (o200k_base) at start, for the memory's token count: measured
+alone (\`bun -e\` importing it, RSS before → after) 23 → 116 MB, and the idle server went from ~147 to ~217 MB. It is
+kept because a characters-per-token rule undercounts code, ids and non-English text, and the budget must hold for them
+(measured: the compaction tests' synthetic words count 164 tokens where four characters a token says 60, a UUID 35 for 9, code 28 for 21). **What would get
+there:** count with the tokenizer only where it matters — tokens are never more than UTF-8 bytes, so a memory whose
+bytes are under the compaction threshold needs no exact count — and load it lazily the first time one does.`,
 
   "P2": `**Why.** CPU per chunk (process tree: all threads of the server, JIT and GC included) is ours ÷ peer ≈ ×2 at
 K = 300 up to ×3–4 at K = 1–10. The peer does one JSON parse in the AI SDK's stream and one \`ws.send\` per chunk and
@@ -147,10 +154,10 @@ peer. send_message → provider request: see row P3 (~10 ms of once-per-turn cod
   "P5": `**Why.** The peak is loaded code and heap capacity, not per-session data: our server is 145 MB idle with no
 session (the peer 63 MB with its whole reply path loaded), since it loads Effect, @effect/*, the BAML runtime, the MCP
 SDK, ajv and zod at start (row 9's note: ~430 k function objects from the first sample). At K = 100 JSC keeps heap
-capacity of about twice the live heap after the burst.
+capacity of about twice the live heap after the burst. Since issue 14 the tokenizer's tables add ~90 MB at start (row 9's note: idle ~147 → ~217 MB).
 
 **What would get there:** lazy imports of what a server may not use at all (the MCP SDK and ajv until an MCP server
-is configured, BAML's parser until a reply ends), a bundled build (measured −13 MB idle), then the forced
+is configured, BAML's parser until a reply ends, the tokenizer until a memory's bytes near its budget), a bundled build (measured −13 MB idle), then the forced
 \`Bun.gc(true)\` after a burst of row 9's note; each measured import by import with \`/proc/<pid>/status\`.`,
 
   "P6": `**Why.** Capacity is row 4's main-thread CPU and how long a chunk waits for it: at p99 ≤ 50 ms ours holds a little
