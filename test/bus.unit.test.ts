@@ -2,22 +2,13 @@
 import { describe, expect, test } from "bun:test"
 import { Chunk, Deferred, Effect, Fiber, Layer, type Scope, Stream } from "effect"
 import type { Envelope } from "../src/domain/Event.ts"
-import { summaryOf } from "./support/summary.ts"
+import { message, summaryOf } from "./support/rows.ts"
 import { Bus, layerWith } from "../src/session/Bus.ts"
 import { EventStore, type StoreError } from "../src/store/EventStore.ts"
 import { layerMemory } from "../src/store/memory.ts"
 
 // ---- local builders ----
 
-const message = (session: string, seq: number): Envelope => ({
-  session,
-  seq,
-  at: 1_700_000_000_000 + seq,
-  by: "user:c1",
-  type: "UserMessageAdded",
-  messageId: `m${seq}`,
-  text: `message ${seq}`
-})
 
 
 /** What the session writer does: append a batch at the current head, then publish it. Returns the new head. */

@@ -4,21 +4,11 @@
 import { describe, expect, test } from "bun:test"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { Deferred, Effect, Exit, Fiber } from "effect"
-import type { Envelope } from "../src/domain/Event.ts"
-import { summaryOf } from "./support/summary.ts"
+import { message, summaryOf } from "./support/rows.ts"
 import { transaction } from "../src/store/sql.ts"
 import { makeSqlite } from "../src/store/sqlite.ts"
 
 
-const message = (session: string, seq: number): Envelope => ({
-  session,
-  seq,
-  at: 1_700_000_000_000 + seq,
-  by: "user:c1",
-  type: "UserMessageAdded",
-  messageId: `m${seq}`,
-  text: `message ${seq}`
-})
 
 describe("SQLite append beside an @effect/sql transaction", () => {
   test("an append made while another transaction is open is not rolled back with it", async () => {
