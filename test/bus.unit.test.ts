@@ -9,8 +9,6 @@ import { layerMemory } from "../src/store/memory.ts"
 
 // ---- local builders ----
 
-
-
 /** What the session writer does: append a batch at the current head, then publish it. Returns the new head. */
 const commit = (session: string, count: number) =>
   Effect.gen(function*() {

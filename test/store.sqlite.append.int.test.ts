@@ -8,8 +8,6 @@ import { message, summaryOf } from "./support/rows.ts"
 import { transaction } from "../src/store/sql.ts"
 import { makeSqlite } from "../src/store/sqlite.ts"
 
-
-
 describe("SQLite append beside an @effect/sql transaction", () => {
   test("an append made while another transaction is open is not rolled back with it", async () => {
     const result = await Effect.runPromise(
