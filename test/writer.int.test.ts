@@ -75,6 +75,14 @@ const codeOf = <A>(r: Either.Either<A, { readonly _tag: string }>): string =>
 
 const gapless = (tape: ReadonlyArray<Envelope>) => tape.every((e, i) => e.seq === i + 1)
 
+
+/** The session's tape, read every 20 ms until the writer has ended a turn as failed (10 s at most). */
+const tapeOnceFailed = (store: EventStoreShape, session: string) =>
+  store.read(session, 0).pipe(
+    Effect.delay("20 millis"),
+    Effect.repeat({ until: (t) => t.some((e) => e.type === "TurnFailed") }),
+    Effect.timeout("10 seconds")
+  )
 describe("SessionWriter", () => {
   test("an unknown session is rejected (unknown_session) and nothing is stored", async () => {
     const out = await runWriter(
@@ -484,11 +492,7 @@ describe("SessionWriter", () => {
         const headWhileDown = yield* store.head(session)
         failing = false
         // The writer ends the turn by itself once the store accepts writes again.
-        const tape = yield* store.read(session, 0).pipe(
-          Effect.delay("20 millis"),
-          Effect.repeat({ until: (t) => t.some((e) => e.type === "TurnFailed") }),
-          Effect.timeout("10 seconds")
-        )
+        const tape = yield* tapeOnceFailed(store, session)
         return { command: Either.isLeft(command) ? command.left._tag : "ok", headWhileDown, tape }
       }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
     )
@@ -513,11 +517,7 @@ describe("SessionWriter", () => {
         dying = true
         const completed = yield* Effect.either(writer.submit(session, { type: "model_completed", turnId: "turn-3" }, "model"))
         dying = false
-        const tape = yield* store.read(session, 0).pipe(
-          Effect.delay("20 millis"),
-          Effect.repeat({ until: (t) => t.some((e) => e.type === "TurnFailed") }),
-          Effect.timeout("10 seconds")
-        )
+        const tape = yield* tapeOnceFailed(store, session)
         return { completed: codeOf(completed), tape }
       })
     )
