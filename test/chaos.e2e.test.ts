@@ -6,7 +6,7 @@
  * provider call left open, no refusal only a stale state explains, and every client and server of a session holding the
  * same bytes. CHAOS_SEED=<n> replays a plan (timing still varies); skipped, saying why, without DATABASE_URL.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { afterAll, expect, test } from "bun:test"
 import { rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -17,7 +17,7 @@ import { type Envelope, JsonObject } from "../src/domain/Event.ts"
 import { phaseOf } from "../src/domain/projections/ui.ts"
 import { fold, isBusy } from "../src/domain/state.ts"
 import { type ChaosEndpoint, type ChaosKind, startChaosEndpoint, writeChaosScript } from "./support/chaosModel.ts"
-import { databaseUrl, freshSchema, runSql, type TestSchema } from "./support/pg.ts"
+import { databaseUrl, freshSchema, runSql, pgSuite, type TestSchema } from "./support/pg.ts"
 import { ROOT, type Spawned, spawnUntil } from "./support/process.ts"
 import { picker, seededRandom } from "./support/random.ts"
 import { Client, exportTape, startServer, tempDir } from "./support/server.ts"
@@ -114,12 +114,7 @@ class Watcher {
 
 const gapless = (tape: ReadonlyArray<Envelope>) => tape.every((e, i) => e.seq === i + 1)
 
-const suite = databaseUrl ? describe : describe.skip
-const title = databaseUrl
-  ? "chaos on PostgreSQL: 3 servers, 2 workers, kills, deaf servers, store outages, stalls and floods"
-  : "chaos on PostgreSQL — SKIPPED because DATABASE_URL is not set (set it to a PostgreSQL database to run it)"
-
-suite(title, () => {
+pgSuite("chaos on PostgreSQL: 3 servers, 2 workers, kills, deaf servers, store outages, stalls and floods", () => {
   let schema: TestSchema | undefined
   let endpoint: ChaosEndpoint | undefined
   const slots: Array<Slot> = []

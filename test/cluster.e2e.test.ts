@@ -2,10 +2,10 @@
  * Scale-out on PostgreSQL (issue 6), with real processes: three servers and two tool workers on one database
  * (a fresh schema). Skipped, saying why, when DATABASE_URL is not set.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, expect, test } from "bun:test"
 import { join } from "node:path"
 import type { Envelope } from "../src/domain/Event.ts"
-import { databaseUrl, freshSchema, runSql, type TestSchema } from "./support/pg.ts"
+import { databaseUrl, freshSchema, runSql, pgSuite, type TestSchema } from "./support/pg.ts"
 import { ROOT, type Spawned, spawnUntil } from "./support/process.ts"
 import { Client, exportTape, type ServerProcess, startServer, tempDir, writeScript } from "./support/server.ts"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -16,12 +16,7 @@ const gapless = (events: ReadonlyArray<{ seq: number }>) => events.every((e, i) 
 const startWorker = (env: Record<string, string>): Promise<Spawned> =>
   spawnUntil([process.execPath, join(ROOT, "src/worker.ts")], { ...process.env, BAML_LOG: "warn", ...env }, /worker ready/)
 
-const suite = databaseUrl ? describe : describe.skip
-const title = databaseUrl
-  ? "cluster on PostgreSQL: 3 servers, 2 workers"
-  : "cluster on PostgreSQL — SKIPPED because DATABASE_URL is not set (set it to a PostgreSQL database to run these)"
-
-suite(title, () => {
+pgSuite("cluster on PostgreSQL: 3 servers, 2 workers", () => {
   let schema: TestSchema
   let env: Record<string, string>
   const servers: Array<ServerProcess> = []

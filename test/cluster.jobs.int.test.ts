@@ -3,23 +3,18 @@
  * lease, then failed to delete the row: the store went away in between) must not hold its session's places in the
  * queue forever. Found while analysing the chaos test's store outages on workers. Skipped without DATABASE_URL.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, expect, test } from "bun:test"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { Effect, Layer, Redacted } from "effect"
 import { claimNext, dropOrphanJobs } from "../src/cluster/Cluster.ts"
 import { DB_NOW_MS, Leases, layerPg as leasesPg } from "../src/cluster/Leases.ts"
 import { layerPg as storePg } from "../src/store/pg.ts"
-import { databaseUrl, freshSchema, type TestSchema } from "./support/pg.ts"
-
-const suite = databaseUrl ? describe : describe.skip
-const title = databaseUrl
-  ? "the tool-job queue on PostgreSQL"
-  : "the tool-job queue on PostgreSQL — SKIPPED because DATABASE_URL is not set (set it to a PostgreSQL database to run these)"
+import { databaseUrl, freshSchema, pgSuite, type TestSchema } from "./support/pg.ts"
 
 const LEASE_MS = 1_000
 
-suite(title, () => {
+pgSuite("the tool-job queue on PostgreSQL", () => {
   let schema: TestSchema
   beforeAll(async () => {
     schema = await freshSchema(databaseUrl!)

@@ -3,25 +3,20 @@
  * a tool call several times longer than the lease are not taken from their own server, and a call claimed by a worker
  * that died before it started goes back to the queue. Skipped, saying why, when DATABASE_URL is not set.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, expect, test } from "bun:test"
 import { join } from "node:path"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { Effect, Layer, Redacted, Schedule } from "effect"
 import { claimNext } from "../src/cluster/Cluster.ts"
 import { Leases, layerPg as leasesPg } from "../src/cluster/Leases.ts"
-import { databaseUrl, freshSchema, runSql, type TestSchema } from "./support/pg.ts"
+import { databaseUrl, freshSchema, runSql, pgSuite, type TestSchema } from "./support/pg.ts"
 import { ROOT, type Spawned, spawnUntil } from "./support/process.ts"
 import { Client, type ServerProcess, startServer, tempDir, writeScript } from "./support/server.ts"
 
-const suite = databaseUrl ? describe : describe.skip
-const title = databaseUrl
-  ? "leases on PostgreSQL (lease 600 ms)"
-  : "leases on PostgreSQL — SKIPPED because DATABASE_URL is not set (set it to a PostgreSQL database to run these)"
-
 const LEASE_MS = "600"
 
-suite(title, () => {
+pgSuite("leases on PostgreSQL (lease 600 ms)", () => {
   let schema: TestSchema
   let env: Record<string, string>
   const procs: Array<ServerProcess | Spawned> = []

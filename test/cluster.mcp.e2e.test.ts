@@ -4,20 +4,15 @@
  * worker started, never the one the server started — once; an interrupt during a call cancels it on the worker.
  * Skipped, saying why, when DATABASE_URL is not set.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, expect, test } from "bun:test"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { serverScript } from "./support/mcpServer.ts"
-import { databaseUrl, freshSchema, type TestSchema } from "./support/pg.ts"
+import { databaseUrl, freshSchema, pgSuite, type TestSchema } from "./support/pg.ts"
 import { ROOT, type Spawned, spawnUntil } from "./support/process.ts"
 import { Client, type ServerProcess, startServer, tempDir, writeScript } from "./support/server.ts"
 
-const suite = databaseUrl ? describe : describe.skip
-const title = databaseUrl
-  ? "MCP tools on the PostgreSQL tool workers"
-  : "MCP tools on the PostgreSQL tool workers — SKIPPED because DATABASE_URL is not set (set it to a PostgreSQL database to run these)"
-
-suite(title, () => {
+pgSuite("MCP tools on the PostgreSQL tool workers", () => {
   let schema: TestSchema
   let server: ServerProcess
   let worker: Spawned

@@ -3,18 +3,13 @@
  * (SIGKILL) mid-summary, the other server's reaper finds the expired lease, the writer trims the memory (MemoryTrimmed)
  * and starts the turn the compaction was for, which that server runs. Skipped, saying why, when DATABASE_URL is not set.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, expect, test } from "bun:test"
 import { fold } from "../src/domain/state.ts"
-import { databaseUrl, freshSchema, type TestSchema } from "./support/pg.ts"
+import { databaseUrl, freshSchema, pgSuite, type TestSchema } from "./support/pg.ts"
 import { compacting, sendUntilCompacting, slowSummaryScript, tapeOnceAnswered } from "./support/compaction.ts"
 import { Client, type ServerProcess, startServer, tempDir } from "./support/server.ts"
 
-const suite = databaseUrl ? describe : describe.skip
-const title = databaseUrl
-  ? "compaction on a PostgreSQL cluster (lease 600 ms)"
-  : "compaction on a PostgreSQL cluster — SKIPPED because DATABASE_URL is not set (set it to a PostgreSQL database to run these)"
-
-suite(title, () => {
+pgSuite("compaction on a PostgreSQL cluster (lease 600 ms)", () => {
   let schema: TestSchema
   const procs: Array<ServerProcess> = []
   beforeAll(async () => {

@@ -3,21 +3,16 @@
  * makes that a defect, which the writer answered as `internal` without closing the turns it lost reports of, and which
  * ended a tool worker's claim loop. `transaction` makes it a failure. Skipped, saying why, when DATABASE_URL is not set.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, expect, test } from "bun:test"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { Cause, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { transaction } from "../src/store/sql.ts"
-import { databaseUrl, freshSchema, type TestSchema } from "./support/pg.ts"
+import { databaseUrl, freshSchema, pgSuite, type TestSchema } from "./support/pg.ts"
 import { startTcpProxy, type TcpProxy } from "./support/tcpProxy.ts"
 
-const suite = databaseUrl ? describe : describe.skip
-const title = databaseUrl
-  ? "transactions on PostgreSQL whose connection drops"
-  : "transactions on PostgreSQL whose connection drops — SKIPPED because DATABASE_URL is not set (set it to a PostgreSQL database to run these)"
-
-suite(title, () => {
+pgSuite("transactions on PostgreSQL whose connection drops", () => {
   let schema: TestSchema
   let proxy: TcpProxy
   beforeAll(async () => {

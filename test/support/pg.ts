@@ -4,10 +4,17 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
+import { describe } from "bun:test"
 import { Effect, Layer, Redacted } from "effect"
 
 /** DATABASE_URL when set and non-empty. */
 export const databaseUrl: string | undefined = process.env.DATABASE_URL?.trim() || undefined
+
+/** A describe block that runs only with DATABASE_URL; without it, it is skipped with a title that says why. */
+export const pgSuite = (name: string, body: () => void) =>
+  databaseUrl
+    ? describe(name, body)
+    : describe.skip(`${name} — SKIPPED because DATABASE_URL is not set (set it to a PostgreSQL database to run these)`, body)
 
 /** `url` with `search_path` set to `schema` for every connection of a pool. */
 export const urlWithSchema = (url: string, schema: string): string => {
