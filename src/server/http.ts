@@ -48,6 +48,9 @@ export class HttpProblem extends Data.TaggedError("HttpProblem")<{
 const problem = (status: number, code: string, message: string, headers?: Readonly<Record<string, string>>) =>
   HttpServerResponse.unsafeJson({ error: { code, message } }, { status, ...(headers ? { headers } : {}) })
 
+/** The answer for a session the store has no event of. */
+const unknownSession = (id: string) => problem(404, "unknown_session", `session ${id} does not exist`)
+
 const tooLarge = (max: number) => new HttpProblem({ status: 413, code: "too_large", message: `the body may be at most ${max} bytes` })
 
 const CreateBody = Schema.Struct({ title: Schema.optional(Schema.String.pipe(Schema.maxLength(MAX_TITLE_CHARS))) })
@@ -235,7 +238,7 @@ export const makeApi = (creations: CreationLimit) =>
           const { id } = yield* HttpRouter.schemaPathParams(SessionParam)
           const { after } = yield* HttpServerRequest.schemaSearchParams(AfterQuery)
           const store = yield* EventStore
-          if ((yield* store.head(id)) === 0) return problem(404, "unknown_session", `session ${id} does not exist`)
+          if ((yield* store.head(id)) === 0) return unknownSession(id)
           const events = yield* store.read(id, after ?? 0)
           return HttpServerResponse.text(formatTape(events), {
             contentType: "application/x-ndjson",
@@ -251,7 +254,7 @@ export const makeApi = (creations: CreationLimit) =>
           const { seq } = yield* HttpServerRequest.schemaSearchParams(SeqQuery)
           const store = yield* EventStore
           const head = yield* store.head(id)
-          if (head === 0) return problem(404, "unknown_session", `session ${id} does not exist`)
+          if (head === 0) return unknownSession(id)
           const at = Math.min(seq ?? head, head)
           const events = yield* store.read(id, 0, at)
           const state = fold(id, events)
@@ -305,7 +308,7 @@ export const makeApi = (creations: CreationLimit) =>
           const { seq } = yield* jsonBody(ForkBody)
           const store = yield* EventStore
           const head = yield* store.head(id)
-          if (head === 0) return problem(404, "unknown_session", `session ${id} does not exist`)
+          if (head === 0) return unknownSession(id)
           if (seq > head) return problem(400, "bad_seq", `seq ${seq} is past the head of session ${id} (${head})`)
           yield* mayCreate
           const session = yield* oneCopy(
