@@ -610,9 +610,12 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
       })
     )
 
+  /** The named choice, or the default for a name this server has none for (another server's config, an import). */
+  const choiceOr = (name: string | undefined): Choice => (name === undefined ? undefined : byName.get(name)) ?? fallback
+
   const render = (input: Pick<LlmInput, "memory" | "tools" | "model">): Effect.Effect<RenderedRequest, LlmError> =>
     Effect.gen(function* () {
-      const choice = (input.model === undefined ? undefined : byName.get(input.model)) ?? fallback
+      const choice = choiceOr(input.model)
       const call = promptOf(input.memory, input.tools, options.instructions ?? "")
       const request = yield* Effect.tryPromise({
         try: () => b.request.Chat(call.instructions, call.messages, call.specs, { clientRegistry: choice.registry, tb: call.tb }),
@@ -623,7 +626,7 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
     })
   const summarize = (input: SummaryInput): Effect.Effect<string, LlmError> =>
     Effect.gen(function* () {
-      const choice = (input.model === undefined ? undefined : byName.get(input.model)) ?? fallback
+      const choice = choiceOr(input.model)
       const messages = toChatMessages(input.memory)
       const dialect = choice.dialect
       if (dialect === undefined) {
