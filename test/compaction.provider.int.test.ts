@@ -63,4 +63,39 @@ describe("compaction over an OpenAI-style provider", () => {
       fake.stop()
     }
   }, 120_000)
+
+  test("a summary over TAPE_MAX_REPLY_BYTES is refused, never kept: the memory is trimmed and the turn runs", async () => {
+    const fake = startFake((_, body) => {
+      const usage = { input: tokensOf(contentOf(body)), output: 50 }
+      const text = isSummary(body) ? `Summary: ${"s".repeat(8_000)}` : renderReply(`Answer: ${words(40, "a")}`, [])
+      return { status: 200, headers: { "content-type": "text/event-stream" }, steps: [{ write: openAiEvents(text, { usage, chunkChars: 256 }) }] }
+    })
+    try {
+      const llm = layerFromEnv({ OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: `${fake.url}/v1`, TAPE_MAX_REPLY_BYTES: "4096" })
+      const tape = await withPipeline(
+        llm,
+        (p) =>
+          Effect.gen(function* () {
+            const session = yield* p.create()
+            for (let i = 0; i < 20; i++) {
+              const ack = yield* p.submit(session, { type: "send_message", text: `Question ${i}: ${words(40, "q")}` })
+              yield* p.waitFor(session, (t) => {
+                const e = t.at(-1)
+                return e !== undefined && e.seq > ack.head && e.type === "TurnCompleted"
+              })
+              if ((yield* p.tape(session)).some((e) => e.type === "MemoryTrimmed")) break
+            }
+            return yield* p.tape(session)
+          }),
+        { contextTokens: BUDGET }
+      )
+      expect(fake.requests.some((r: SeenRequest) => isSummary(r.body))).toBe(true)
+      expect(tape.some((e) => e.type === "MemoryCompacted")).toBe(false)
+      const trimmed = tape.find((e) => e.type === "MemoryTrimmed")
+      expect(trimmed?.type === "MemoryTrimmed" ? trimmed.reason : "").toContain("larger than 4096 bytes")
+      expect(tape.at(-1)?.type).toBe("TurnCompleted")
+    } finally {
+      fake.stop()
+    }
+  }, 120_000)
 })
