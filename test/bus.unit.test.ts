@@ -3,8 +3,8 @@ import { describe, expect, test } from "bun:test"
 import { Chunk, Deferred, Effect, Fiber, Layer, type Scope, Stream } from "effect"
 import type { Envelope } from "../src/domain/Event.ts"
 import { message, summaryOf } from "./support/rows.ts"
-import { Bus, layerWith } from "../src/session/Bus.ts"
-import { EventStore, type StoreError } from "../src/store/EventStore.ts"
+import { Bus, type FollowSink, layerWith } from "../src/session/Bus.ts"
+import { EventStore, type EventStoreShape, StoreError } from "../src/store/EventStore.ts"
 import { layerMemory } from "../src/store/memory.ts"
 
 // ---- local builders ----
@@ -25,7 +25,7 @@ const commit = (session: string, count: number) =>
 const writeUntil = (
   session: string,
   target: number,
-  onHead: (head: number) => Effect.Effect<void, never, Bus | EventStore> = () => Effect.void,
+  onHead: (head: number) => Effect.Effect<void, never, Bus | EventStore | Scope.Scope> = () => Effect.void,
   maxBatch = 3
 ) =>
   Effect.gen(function*() {
@@ -48,13 +48,46 @@ const collectUntil = <E>(stream: Stream.Stream<Envelope, E>, last: number) =>
     Effect.map(Chunk.toReadonlyArray)
   )
 
-const run = <A, E>(effect: Effect.Effect<A, E, Bus | EventStore | Scope.Scope>, capacity = 1024): Promise<A> =>
+const run = <A, E>(effect: Effect.Effect<A, E, Bus | EventStore | Scope.Scope>, capacity = 1024, store: Layer.Layer<EventStore> = layerMemory): Promise<A> =>
   Effect.runPromise(
     Effect.scoped(effect).pipe(
       Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error("bus test timed out") }),
-      Effect.provide(layerWith({ capacity, pageSize: 16 }).pipe(Layer.provideMerge(layerMemory)))
+      Effect.provide(layerWith({ capacity, pageSize: 16 }).pipe(Layer.provideMerge(store)))
     )
   )
+
+/** A follower's sink that records what it is handed; `ready` and `event` can be made to refuse or throw. */
+const recorder = () => {
+  const got: Array<number> = []
+  const failures: Array<string> = []
+  const ctl = { ready: true, throwAt: -1 }
+  const sink: FollowSink = {
+    event: (e) => {
+      if (e.seq === ctl.throwAt) throw new Error(`sink broke at ${e.seq}`)
+      got.push(e.seq)
+    },
+    ready: () => ctl.ready,
+    failed: (reason) => {
+      failures.push(reason._tag === "StoreError" ? `store: ${reason.message}` : `defect: ${String(reason.cause)}`)
+    }
+  }
+  return { got, failures, ctl, sink }
+}
+
+/** The memory store with its reads passed through `wrap` (to hold or fail them). */
+const readsThrough = (
+  wrap: (read: Effect.Effect<ReadonlyArray<Envelope>, StoreError>, session: string) => Effect.Effect<ReadonlyArray<Envelope>, StoreError>
+): Layer.Layer<EventStore> =>
+  Layer.effect(
+    EventStore,
+    Effect.map(EventStore, (store): EventStoreShape => ({ ...store, read: (s, after, limit) => wrap(store.read(s, after, limit), s) }))
+  ).pipe(Layer.provide(layerMemory))
+
+/** Polls (scheduler turn by turn) until `done()`; the store reads of a follower run in fibers of their own. */
+const settle = (done: () => boolean) =>
+  Effect.gen(function*() {
+    for (let turn = 0; turn < 10_000 && !done(); turn++) yield* Effect.yieldNow()
+  })
 
 describe("Bus", () => {
   test("a late subscriber catches up from the store, then goes live", async () => {
@@ -216,5 +249,138 @@ describe("Bus", () => {
     }))
     expect(seqs(result.events)).toEqual([1, 2, 3])
     expect(result.stats.subscribers).toBe(0)
+  })
+
+  describe("follow (plain calls from publish)", () => {
+    test("a live event reaches the sink inside publish: no queue, no fiber between them", async () => {
+      const result = await run(Effect.gen(function*() {
+        const bus = yield* Bus
+        yield* writeUntil("s", 5)
+        const r = recorder()
+        yield* bus.follow("s", 2, r.sink)
+        yield* settle(() => r.got.length === 3)
+        const beforeLive = [...r.got]
+        // The same effect that publishes sees the sink called: nothing else ran in between.
+        const seen = yield* Effect.map(commit("s", 2), () => [...r.got])
+        return { beforeLive, seen, stats: yield* bus.stats }
+      }))
+      expect(result.beforeLive).toEqual([3, 4, 5])
+      expect(result.seen).toEqual([3, 4, 5, 6, 7])
+      expect(result.stats.heals).toBe(0)
+    })
+
+    test("gapless across the catch-up/live boundary, with a sink that pauses and resumes at random", async () => {
+      const result = await run(Effect.gen(function*() {
+        const bus = yield* Bus
+        const followers: Array<{ readonly after: number; readonly r: ReturnType<typeof recorder>; readonly resume: () => void }> = []
+        const add = (after: number) =>
+          Effect.gen(function*() {
+            const r = recorder()
+            const following = yield* bus.follow("s", after, r.sink)
+            followers.push({ after, r, resume: following.resume })
+          })
+        yield* add(0)
+        // Seeded flips (LCG): every other follower's sink refuses now and then, and is resumed later.
+        let seed = 7
+        const flip = () => (seed = (seed * 1103515245 + 12345) % 2147483648) % 5 === 0
+        yield* writeUntil("s", 300, (head) =>
+          Effect.gen(function*() {
+            if (head >= 40 && followers.length === 1) yield* Effect.all([add(0), add(17), add(head)], { discard: true })
+            for (const [i, f] of followers.entries()) {
+              if (i % 2 === 1 && flip()) f.r.ctl.ready = !f.r.ctl.ready
+              if (f.r.ctl.ready) f.resume()
+            }
+          }), 5)
+        for (const f of followers) {
+          f.r.ctl.ready = true
+          f.resume()
+        }
+        yield* settle(() => followers.every((f) => f.r.got.at(-1) === 300))
+        return { out: followers.map((f) => ({ after: f.after, got: f.r.got, failures: f.r.failures })), stats: yield* bus.stats }
+      }), 1024)
+      expect(result.out.length).toBe(4)
+      for (const { after, got, failures } of result.out) {
+        expect(got).toEqual(range(after + 1, 300))
+        expect(failures).toEqual([])
+      }
+      // The paused followers missed events live and read them from the store.
+      expect(result.stats.dropped).toBeGreaterThan(0)
+      expect(result.stats.heals).toBeGreaterThan(0)
+    })
+
+    test("a sink that throws stops its own follower only: the publish succeeds, other followers go on", async () => {
+      const result = await run(Effect.gen(function*() {
+        const bus = yield* Bus
+        const store = yield* EventStore
+        yield* commit("s", 1)
+        const broken = recorder()
+        broken.ctl.throwAt = 3
+        const fine = recorder()
+        yield* bus.follow("s", 0, broken.sink)
+        yield* bus.follow("s", 0, fine.sink)
+        yield* settle(() => fine.got.length === 1)
+        yield* writeUntil("s", 10)
+        return { broken, fine, head: yield* store.head("s") }
+      }))
+      expect(result.head).toBe(10)
+      expect(result.fine.got).toEqual(range(1, 10))
+      expect(result.broken.got).toEqual([1, 2])
+      expect(result.broken.failures).toEqual(["defect: Error: sink broke at 3"])
+    })
+
+    test("events published while the catch-up read is out are read again before going live (none falls between)", async () => {
+      const gate = Effect.runSync(Deferred.make<void>())
+      const ctl = { gated: false }
+      // The page is taken from the store first, then held: commits land after the read saw the store.
+      const store = readsThrough((read) => (ctl.gated ? Effect.flatMap(read, (page) => Effect.as(Deferred.await(gate), page)) : read))
+      const result = await run(Effect.gen(function*() {
+        const bus = yield* Bus
+        yield* commit("s", 3)
+        ctl.gated = true
+        const r = recorder()
+        yield* bus.follow("s", 0, r.sink)
+        ctl.gated = false
+        yield* commit("s", 2)
+        const whileReading = [...r.got]
+        yield* Deferred.succeed(gate, undefined)
+        yield* settle(() => r.got.length >= 5)
+        return { whileReading, got: r.got }
+      }), 1024, store)
+      expect(result.whileReading).toEqual([])
+      // Nothing is published after seq 5: only the second read can have found 4 and 5.
+      expect(result.got).toEqual([1, 2, 3, 4, 5])
+    })
+
+    test("a store read that fails ends the follower with the StoreError, once", async () => {
+      const ctl = { failing: false }
+      const store = readsThrough((read, s) => (ctl.failing ? Effect.fail(new StoreError({ message: "connection reset", session: s })) : read))
+      const result = await run(Effect.gen(function*() {
+        const bus = yield* Bus
+        yield* commit("s", 3)
+        ctl.failing = true
+        const r = recorder()
+        yield* bus.follow("s", 0, r.sink)
+        yield* settle(() => r.failures.length > 0)
+        ctl.failing = false
+        yield* commit("s", 2)
+        return r
+      }), 1024, store)
+      expect(result.failures).toEqual(["store: connection reset"])
+      expect(result.got).toEqual([])
+    })
+
+    test("a follower is removed when its scope closes: publish no longer reaches it", async () => {
+      const result = await run(Effect.gen(function*() {
+        const bus = yield* Bus
+        const r = recorder()
+        yield* Effect.scoped(Effect.zipRight(bus.follow("s", 0, r.sink), Effect.zipRight(commit("s", 2), settle(() => r.got.length === 2))))
+        const during = yield* bus.stats
+        yield* commit("s", 2)
+        return { got: r.got, stats: during, watched: bus.watchedSessions() }
+      }))
+      expect(result.got).toEqual([1, 2])
+      expect(result.stats.subscribers).toBe(0)
+      expect(result.watched).toEqual([])
+    })
   })
 })

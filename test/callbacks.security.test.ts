@@ -84,7 +84,7 @@ describe("websocket callbacks", () => {
       const ws = fake as unknown as Socket
       expect(() => bridge.onOpen(ws)).not.toThrow()
       expect(() => bridge.onMessage(ws, "not json")).not.toThrow()
-      fake.data.drained = () => {
+      fake.data.resume = () => {
         throw new Error("drain broke")
       }
       expect(() => bridge.onDrain(ws)).not.toThrow()

@@ -3,10 +3,10 @@
  * commands decided by the SessionWriter with ack/nack, a typed `error` for every bad frame. Owns no session state.
  */
 import type { ServerWebSocket } from "bun"
-import { Cause, Clock, Duration, Effect, Either, Fiber, FiberSet, Stream } from "effect"
+import { Cause, Clock, Effect, Either, Exit, FiberSet, Scope } from "effect"
 import type { Envelope } from "../domain/Event.ts"
 import { describeThrown, oneLine } from "../domain/safeJson.ts"
-import { Bus } from "../session/Bus.ts"
+import { Bus, type FollowSink } from "../session/Bus.ts"
 import { SessionWriter } from "../session/SessionWriter.ts"
 import { EventStore } from "../store/EventStore.ts"
 import { ServerConfigTag } from "./Config.ts"
@@ -20,7 +20,12 @@ export interface Conn {
   readonly clientId: string
   readonly remote: string
   session: string | null
-  sub: Fiber.RuntimeFiber<void, never> | null
+  /** The scope of the session's feed (`Bus.follow`); closed to stop following. */
+  sub: Scope.CloseableScope | null
+  /** Resumes the feed after the socket drained (the follower paused while the socket was backed up). */
+  resume: (() => void) | null
+  /** Cuts the connection off unless the socket drains in time (armed when the feed pauses). */
+  slowTimer: ReturnType<typeof setTimeout> | null
   outbox: Array<Envelope>
   /** Rough size of the outbox in characters, to flush before a frame gets large. */
   outboxChars: number
@@ -30,8 +35,6 @@ export interface Conn {
   /** Sessions this connection may create now. */
   readonly creations: TokenBucket
   closed: boolean
-  /** Resolved by the socket's `drain`; set while the bridge waits for a backed-up socket. */
-  drained: (() => void) | null
 }
 
 export type Socket = ServerWebSocket<Conn>
@@ -107,23 +110,6 @@ export const makeBridge = (creations: CreationLimit) =>
       ws.send(typeof frame === "string" ? frame : JSON.stringify(frame), true)
     }
 
-    /**
-     * Holds the subscription while the socket is backed up, so a client's catch-up or a fast stream never piles up in
-     * server memory (the Bus heals what it skips from the store); a socket that does not drain in time is cut off.
-     */
-    const awaitDrain = (ws: Socket) =>
-      Effect.gen(function* () {
-        if (ws.data.closed || ws.getBufferedAmount() <= config.highWaterBytes) return
-        const drained = yield* Effect.async<void>((resume) => {
-          ws.data.drained = () => resume(Effect.void)
-          return Effect.sync(() => {
-            ws.data.drained = null
-          })
-        }).pipe(Effect.timeout(Duration.millis(config.slowReaderMs)), Effect.option)
-        ws.data.drained = null
-        if (drained._tag === "None") cutOff(ws, `did not drain within ${config.slowReaderMs} ms`)
-      })
-
     // Also run from a microtask, outside any callback of Bun's: guarded like one.
     const flush = guard("flush", (ws: Socket): void => {
       const c = ws.data
@@ -139,41 +125,69 @@ export const makeBridge = (creations: CreationLimit) =>
 
     const stopWatching = (c: Conn) =>
       Effect.gen(function* () {
-        if (c.sub) yield* Fiber.interrupt(c.sub)
+        const sub = c.sub
         c.sub = null
+        c.resume = null
+        if (c.slowTimer !== null) clearTimeout(c.slowTimer)
+        c.slowTimer = null
         c.outbox = []
         c.outboxChars = 0
+        if (sub) yield* Scope.close(sub, Exit.void)
       })
 
+    /** The feed paused on a backed-up socket: unless it drains within slowReaderMs, the reader is cut off. */
+    const armSlowReader = (ws: Socket): void => {
+      if (ws.data.slowTimer !== null) return
+      ws.data.slowTimer = setTimeout(
+        guard("slow reader check", (ws: Socket) => {
+          ws.data.slowTimer = null
+          if (ws.getBufferedAmount() > config.highWaterBytes) cutOff(ws, `did not drain within ${config.slowReaderMs} ms`)
+          else ws.data.resume?.()
+        }),
+        config.slowReaderMs,
+        ws
+      )
+    }
+
+    /**
+     * Follows `session` after `after` into the connection's outbox: events are handed over by plain calls from the Bus
+     * (no queue and no fiber per event) and coalesced per tick into one frame. While the socket is backed up the feed
+     * pauses, so a client's catch-up or a fast stream never piles up in server memory (the Bus reads what it skipped
+     * from the store on resume); a socket that does not drain in time is cut off.
+     */
     const watch = (ws: Socket, session: string, after: number) =>
       Effect.gen(function* () {
         const c = ws.data
         yield* stopWatching(c)
         c.session = session
-        const feed = bus.subscribe(session, after).pipe(
-          Stream.runForEach((e) =>
-            Effect.suspend(() => {
-              if (c.session !== session || c.closed) return Effect.void
-              c.outbox.push(e)
-              c.outboxChars += 160 + ("text" in e ? e.text.length : 0) + ("output" in e ? e.output.length : 0)
-              if (c.outbox.length >= MAX_EVENTS_PER_FRAME || c.outboxChars >= config.highWaterBytes) flush(ws)
-              else if (!c.flushScheduled) {
-                c.flushScheduled = true
-                // Coalesce what arrives in one tick into one frame.
-                queueMicrotask(() => flush(ws))
-              }
-              return awaitDrain(ws)
-            })
-          ),
-          Effect.catchAll((error) => Effect.sync(() => send(ws, { type: "error", code: "store_error", message: error.message })))
-        )
-        c.sub = yield* Effect.sync(() =>
-          runGuarded(ws, "subscription", feed, () => ({
-            type: "error",
-            code: "internal",
-            message: `the live feed of ${session} failed; say hello again to resume`
-          }))
-        )
+        const sink: FollowSink = {
+          event: (e) => {
+            if (c.session !== session || c.closed) return
+            c.outbox.push(e)
+            c.outboxChars += 160 + ("text" in e ? e.text.length : 0) + ("output" in e ? e.output.length : 0)
+            if (c.outbox.length >= MAX_EVENTS_PER_FRAME || c.outboxChars >= config.highWaterBytes) flush(ws)
+            else if (!c.flushScheduled) {
+              c.flushScheduled = true
+              // Coalesce what arrives in one tick into one frame.
+              queueMicrotask(() => flush(ws))
+            }
+          },
+          ready: () => {
+            if (c.closed) return false
+            if (ws.getBufferedAmount() <= config.highWaterBytes) return true
+            armSlowReader(ws)
+            return false
+          },
+          failed: (reason) => {
+            if (reason._tag === "StoreError") return send(ws, { type: "error", code: "store_error", message: reason.message })
+            logFault("subscription", ws, reason.cause)
+            send(ws, { type: "error", code: "internal", message: `the live feed of ${session} failed; say hello again to resume` })
+          }
+        }
+        const scope = yield* Scope.make()
+        c.sub = scope
+        const following = yield* Scope.extend(bus.follow(session, after, sink), scope)
+        c.resume = following.resume
       })
 
     const hello = (ws: Socket, requested: string | null, after: number) =>
@@ -263,7 +277,11 @@ export const makeBridge = (creations: CreationLimit) =>
       )
     })
 
-    const onDrain = guard("drain", (ws: Socket): void => ws.data.drained?.())
+    const onDrain = guard("drain", (ws: Socket): void => {
+      if (ws.data.slowTimer !== null) clearTimeout(ws.data.slowTimer)
+      ws.data.slowTimer = null
+      ws.data.resume?.()
+    })
 
     /** Closes every socket with a reason (graceful shutdown). */
     const closeAll = (code: number, reason: string) =>
@@ -280,13 +298,14 @@ export const makeBridge = (creations: CreationLimit) =>
       remote,
       session: null,
       sub: null,
+      resume: null,
+      slowTimer: null,
       outbox: [],
       outboxChars: 0,
       flushScheduled: false,
       commands: new TokenBucket(config.commandsPerSecond, burst),
       creations: creations.connectionBucket(),
-      closed: false,
-      drained: null
+      closed: false
     })
 
     return { onMessage, onOpen, onClose, onDrain, closeAll, newConn }

@@ -2,7 +2,7 @@
  * The Bus: fan-out of committed envelopes to live subscribers, gapless and without duplicates per session.
  * Never the source of truth: a subscriber that lags or drops events heals by reading the EventStore. Never blocks the writer.
  */
-import { Chunk, Context, Deferred, Duration, Effect, Exit, FiberMap, Layer, Option, Queue, Schedule, type Scope, Stream } from "effect"
+import { Chunk, Context, Deferred, Duration, Effect, Exit, FiberMap, FiberSet, Layer, Mailbox, Option, Queue, Schedule, type Scope, Stream } from "effect"
 import type { Envelope, JsonObject } from "../domain/Event.ts"
 import type { LlmMemory } from "../domain/projections/memoryTypes.ts"
 import { EventStore, type EventStoreShape, type StoreError } from "../store/EventStore.ts"
@@ -101,6 +101,28 @@ export interface BusStats {
   readonly heals: number
 }
 
+/**
+ * What a follower (`BusShape.follow`) hands its session's events to. Every callback runs inside `publish` or a store
+ * read of the Bus, so it must be quick and must not block; one that throws stops that follower (`failed`), never the
+ * writer that published.
+ */
+export interface FollowSink {
+  /** The next event of the session: every one after `afterSeq` exactly once, in seq order, with no gap. */
+  readonly event: (event: Envelope) => void
+  /**
+   * Whether the sink takes another event now. When it says no, the follower stops delivering live and the events go on
+   * being stored; `resume` reads them from the store later (the sink's own backpressure, e.g. a socket's buffer).
+   */
+  readonly ready: () => boolean
+  /** The follower stopped: the store refused a read, or the sink threw (`cause`); nothing more is delivered. */
+  readonly failed: (reason: StoreError | { readonly _tag: "Defect"; readonly cause: unknown }) => void
+}
+
+/** A follower's handle: `resume` after the sink said it was not ready and now is (it reads what it missed from the store). */
+export interface Following {
+  readonly resume: () => void
+}
+
 /** The Bus service interface. */
 export interface BusShape {
   /**
@@ -123,6 +145,13 @@ export interface BusShape {
    * store (catch-up), then live. The subscription is registered when the stream starts, before the catch-up read.
    */
   readonly subscribe: (session: string, afterSeq: number) => Stream.Stream<Envelope, StoreError>
+  /**
+   * The same guarantee as `subscribe` (every event of `session` after `afterSeq`, in order, no gap, no duplicate),
+   * handed to `sink` by plain calls: live events from inside `publish`, with no queue and no fiber woken per event
+   * (the websocket bridge's path); the store is read only to catch up, across a gap, and after the sink's own pause.
+   * Registered at once (before the catch-up read); follows until the scope closes.
+   */
+  readonly follow: (session: string, afterSeq: number, sink: FollowSink) => Effect.Effect<Following, never, Scope.Scope>
   /**
    * Every committed batch, local and remote, that `select` keeps, from the moment this effect runs (registration is
    * immediate; the stream may be consumed later), in publish order, never dropped (the runners' channel: `select`
@@ -159,12 +188,22 @@ interface Watch {
   readonly check: (event: Envelope) => void
 }
 
-interface Subscriber {
-  /** The one session it follows. */
+/** One follower of one session (`follow`; `subscribe` is a follower with a buffer). */
+interface Follower {
   readonly session: string
-  readonly queue: Queue.Queue<Envelope>
-  /** Per session, the first seq that could not be buffered since the consumer last looked. */
-  dropped: Map<string, number>
+  readonly sink: FollowSink
+  /** The seq of the last event handed to the sink. */
+  last: number
+  /**
+   * `reading`: the store is being read (catch-up, a gap, or after a pause): live events are left to that read.
+   * `live`: events are handed over as they are published. `paused`: the sink said it was not ready: events wait in the
+   * store for `resume`. `stopped`: the store failed a read or the sink threw, or the follower's scope closed.
+   */
+  state: "reading" | "live" | "paused" | "stopped"
+  /** An event was published while the store was being read: read again before going live. */
+  missed: boolean
+  /** Runs the follower's store reads (interrupted when its scope closes). */
+  readonly fork: (effect: Effect.Effect<void>) => void
 }
 
 /** Reads every event of `session` after `last.get(session)` from the store, in pages, and advances `last`. */
@@ -191,7 +230,9 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
     const store = yield* EventStore
     const capacity = Math.max(1, options.capacity ?? 1024)
     const pageSize = Math.max(1, options.pageSize ?? 1000)
-    const subscribers = new Set<Subscriber>()
+    /** Followers by session (`follow`, and `subscribe` through it). */
+    const followers = new Map<string, Set<Follower>>()
+    let followerCount = 0
     const committed = new Set<{ readonly select: (batch: Committed) => boolean; readonly queue: Queue.Queue<Committed> }>()
     const watches = new Map<string, Set<Watch>>()
     let watchCount = 0
@@ -199,37 +240,109 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
     let heals = 0
 
     yield* Effect.addFinalizer(() =>
-      Effect.zipRight(
-        Effect.forEach([...subscribers], (subscriber) => Queue.shutdown(subscriber.queue), { discard: true }),
-        Effect.forEach([...committed], (c) => Queue.shutdown(c.queue), { discard: true })
-      )
+      Effect.sync(() => {
+        for (const set of followers.values()) for (const f of set) f.state = "stopped"
+      }).pipe(Effect.zipRight(Effect.forEach([...committed], (c) => Queue.shutdown(c.queue), { discard: true })))
     )
 
-    const register = (session: string) =>
-      Effect.acquireRelease(
-        Effect.map(Queue.dropping<Envelope>(capacity), (queue) => {
-          const subscriber: Subscriber = { session, queue, dropped: new Map() }
-          subscribers.add(subscriber)
-          return subscriber
-        }),
-        (subscriber) =>
-          Effect.suspend(() => {
-            subscribers.delete(subscriber)
-            return Queue.shutdown(subscriber.queue)
+    /** Stops `f` because its sink threw (or its `failed` did): the writer that published goes on. */
+    const sinkThrew = (f: Follower, cause: unknown): void => {
+      f.state = "stopped"
+      try {
+        f.sink.failed({ _tag: "Defect", cause })
+      } catch {
+        // Nothing more can be told to a sink that throws on being told it failed.
+      }
+    }
+
+    /** Hands `event` (the one after `f.last`) to the sink; false when the follower paused or stopped instead. */
+    const handOver = (f: Follower, event: Envelope): boolean => {
+      try {
+        if (!f.sink.ready()) {
+          f.state = "paused"
+          dropped++
+          return false
+        }
+        f.last = event.seq
+        f.sink.event(event)
+        return true
+      } catch (cause) {
+        sinkThrew(f, cause)
+        return false
+      }
+    }
+
+    /**
+     * Reads what the store holds after `f.last` and hands it over, then goes live; an event published meanwhile makes
+     * it read once more before going live (so nothing falls between the read and the live feed).
+     */
+    const readThenLive = (f: Follower): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        for (;;) {
+          f.missed = false
+          for (;;) {
+            const page = yield* store.read(f.session, f.last, pageSize)
+            for (const event of page) {
+              if (f.state !== "reading") return
+              if (event.seq <= f.last) continue
+              if (!handOver(f, event)) return
+            }
+            if (page.length < pageSize) break
+          }
+          if (f.state !== "reading") return
+          if (!f.missed) {
+            f.state = "live"
+            return
+          }
+        }
+      }).pipe(
+        Effect.catchAll((error) =>
+          Effect.sync(() => {
+            if (f.state === "stopped") return
+            f.state = "stopped"
+            try {
+              f.sink.failed(error)
+            } catch (cause) {
+              sinkThrew(f, cause)
+            }
           })
+        )
       )
+
+    /** Starts a store read for `f` (a gap, or a resume after a pause). */
+    const healFollower = (f: Follower): void => {
+      heals++
+      f.state = "reading"
+      f.fork(readThenLive(f))
+    }
+
+    /** Offers one published event to the followers of its session. */
+    const toFollowers = (event: Envelope): void => {
+      const set = followers.get(event.session)
+      if (set === undefined) return
+      for (const f of set) {
+        switch (f.state) {
+          case "live":
+            if (event.seq <= f.last) break
+            if (event.seq === f.last + 1) handOver(f, event)
+            // Committed before it was published, so the store holds the gap and this event too.
+            else healFollower(f)
+            break
+          case "reading":
+            f.missed = true
+            break
+          case "paused":
+            dropped++
+            break
+          case "stopped":
+            break
+        }
+      }
+    }
 
     const offer = (events: ReadonlyArray<Envelope>, origin: Committed["origin"], work: ReadonlyArray<Work>) =>
       Effect.sync(() => {
-        for (const event of events) {
-          for (const subscriber of subscribers) {
-            if (subscriber.session !== event.session) continue
-            if (!subscriber.queue.unsafeOffer(event)) {
-              dropped++
-              if (!subscriber.dropped.has(event.session)) subscriber.dropped.set(event.session, event.seq)
-            }
-          }
-        }
+        if (followerCount > 0) for (const event of events) toFollowers(event)
         if (watchCount > 0) {
           for (const event of events) {
             const ws = watches.get(event.session)
@@ -242,11 +355,50 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
         for (const c of committed) if (c.select(batch)) c.queue.unsafeOffer(batch)
       })
 
+    const follow = (session: string, afterSeq: number, sink: FollowSink): Effect.Effect<Following, never, Scope.Scope> =>
+      Effect.gen(function*() {
+        const fibers = yield* FiberSet.make<void, never>()
+        const runFork = yield* FiberSet.runtime(fibers)<never>()
+        const f: Follower = {
+          session,
+          sink,
+          last: Math.max(0, afterSeq),
+          state: "reading",
+          missed: false,
+          fork: (effect) => {
+            runFork(effect)
+          }
+        }
+        yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            const same = followers.get(session)
+            if (same) same.add(f)
+            else followers.set(session, new Set([f]))
+            followerCount++
+          }),
+          () =>
+            Effect.sync(() => {
+              f.state = "stopped"
+              const same = followers.get(session)
+              same?.delete(f)
+              if (same?.size === 0) followers.delete(session)
+              followerCount--
+            })
+        )
+        // Registered first, so an event published while the catch-up reads is noticed (`missed`).
+        f.fork(readThenLive(f))
+        return {
+          resume: () => {
+            if (f.state === "paused") healFollower(f)
+          }
+        }
+      })
+
     const publish = (events: ReadonlyArray<Envelope>, work: ReadonlyArray<Work> = []) => offer(events, "local", work)
     const publishRemote = (events: ReadonlyArray<Envelope>) => offer(events, "remote", [])
     const watchedSessions = () => {
       const sessions = new Set<string>(watches.keys())
-      for (const subscriber of subscribers) if (subscriber.session !== undefined) sessions.add(subscriber.session)
+      for (const session of followers.keys()) sessions.add(session)
       return [...sessions]
     }
 
@@ -302,53 +454,32 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
       return readRest(store, pageSize, session, last, out)
     }
 
-    /** Turns one batch taken from the buffer into what the consumer must see, reading the store across any gap. */
-    const deliver = (subscriber: Subscriber, last: Map<string, number>, batch: Chunk.Chunk<Envelope>) =>
-      Effect.gen(function*() {
-        // Taken after the batch: every drop before this point is in `lost`; a later drop found the buffer full, so the
-        // next take returns at once and sees it.
-        const lost = subscriber.dropped
-        subscriber.dropped = new Map()
-        const out: Array<Envelope> = []
-        for (const event of batch) {
-          const seen = last.get(event.session) ?? 0
-          if (event.seq === seen + 1) {
-            last.set(event.session, event.seq)
-            out.push(event)
-          } else if (event.seq > seen + 1) {
-            // Committed before it was published, so the store holds the gap and this event too.
-            yield* heal(event.session, last, out)
-          }
-        }
-        for (const session of lost.keys()) yield* heal(session, last, out)
-        return Chunk.unsafeFromArray(out)
-      })
-
-    const live = (subscriber: Subscriber, last: Map<string, number>) =>
-      Stream.repeatEffectChunk(
-        Effect.flatMap(Queue.takeBetween(subscriber.queue, 1, 4096), (batch) => deliver(subscriber, last, batch))
-      )
-
+    /**
+     * A follower whose sink is a buffer of `capacity` events, read as a stream: a consumer that lags past it pauses the
+     * follower, which reads what it missed from the store once the consumer takes again.
+     */
     const subscribe = (session: string, afterSeq: number): Stream.Stream<Envelope, StoreError> =>
       Stream.unwrapScoped(
-        Effect.map(register(session), (subscriber) => {
-          const last = new Map([[session, Math.max(0, afterSeq)]])
-          let caughtUp = false
-          const catchUp = Stream.repeatEffectChunkOption(
-            Effect.suspend(() => {
-              if (caughtUp) return Effect.fail(Option.none())
-              return Effect.map(
-                Effect.mapError(store.read(session, last.get(session) ?? 0, pageSize), Option.some),
-                (page) => {
-                  const tail = page[page.length - 1]
-                  if (tail !== undefined) last.set(session, tail.seq)
-                  if (page.length < pageSize) caughtUp = true
-                  return Chunk.unsafeFromArray(page)
-                }
-              )
-            })
+        Effect.gen(function*() {
+          const buffer = yield* Mailbox.make<Envelope, StoreError>()
+          const following = yield* follow(session, afterSeq, {
+            event: (event) => {
+              buffer.unsafeOffer(event)
+            },
+            ready: () => Option.getOrElse(buffer.unsafeSize(), () => 0) < capacity,
+            failed: (reason) => {
+              buffer.unsafeDone(reason._tag === "StoreError" ? Exit.fail(reason) : Exit.die(reason.cause))
+            }
+          })
+          const pull = Effect.map(buffer.takeAll, ([events, done]) => {
+            following.resume()
+            return [events, done] as const
+          })
+          return Stream.repeatEffectChunkOption(
+            Effect.flatMap(Effect.mapError(pull, Option.some), ([events, done]) =>
+              done && Chunk.isEmpty(events) ? Effect.fail(Option.none()) : Effect.succeed(events)
+            )
           )
-          return Stream.concat(catchUp, live(subscriber, last))
         })
       ).pipe(Stream.withSpan("Bus.subscribe", { attributes: { session, afterSeq } }))
 
@@ -369,9 +500,9 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
         (c) => Stream.fromQueue(c.queue)
       )
 
-    const stats = Effect.sync((): BusStats => ({ subscribers: subscribers.size + committed.size + watchCount, dropped, heals }))
+    const stats = Effect.sync((): BusStats => ({ subscribers: followerCount + committed.size + watchCount, dropped, heals }))
 
-    return { publish, publishRemote, watchedSessions, subscribe, subscribeCommitted, awaitClose, stats } satisfies BusShape
+    return { publish, publishRemote, watchedSessions, subscribe, follow, subscribeCommitted, awaitClose, stats } satisfies BusShape
   })
 
 /** The Bus over the EventStore, with default buffers. */
