@@ -31,8 +31,8 @@ P2) for 5,000 chunks/s is more than the one JS thread has once the bench's own c
 the two cores, so chunks queue before the writer (writer→client stays at p50 1 ms / p99 5 ms). Where the main thread
 goes (\`BENCH_CPU_PROF=<dir> BENCH_CPU_PROF_INTERVAL=200\`, K = 100, after the fixes below): Effect's runtime 57 % of
 samples (fiber run loop, channel executors, FiberRefs: the fibers woken per chunk were the SSE reader, the LlmRunner's
-stream, the writer's drain, the bridge's and the turn watch's Bus subscriptions — now three: the reader, which pushes a
-turn's chunks straight into the writer's queue, the drain and the bridge), bun:sqlite ~8 % (the append's
+stream, the writer's drain, the bridge's and the turn watch's Bus subscriptions — now two: the reader, which pushes a
+turn's chunks straight into the writer's queue, and the drain; the bridge is called from \`Bus.publish\`), bun:sqlite ~8 % (the append's
 statements, ~20 µs each), \`ws.send\` with deflate 4 %, BAML's final parse 2.7 %, all of \`src/\` under 10 %.
 
 **Tried (before → after, server CPU per chunk at K = 100, A/B interleaved on this machine):** 771 → ~250 µs, see
@@ -43,9 +43,17 @@ without an effect per chunk; no Mailbox, Stream stages or runner fiber in betwee
 CPU per chunk at K = 100 stayed ~210–250 µs because the writer now keeps up: it appends about twice as many batches
 (delta events 1.0–1.1 k/s → 2.0–2.6 k/s for ~4.4 k chunks/s), each batch a transaction and a frame.
 
-**Next:** the writer→client half: group commits across sessions (one transaction per tick for every session's batch,
-now that batches are small), and the bridge's Bus subscription as a callback from \`Bus.publish\` instead of a queue
-and a fiber woken per delta (the bridge drained per chunk was noise on its own, see "Before and after").`,
+**Then** the bridge's feed became a Bus follower called from \`Bus.publish\` (no queue, Stream or fiber per delta):
+K = 100 p50 ~17 → ~15 ms, p99 ~41 → ~37 ms, CPU per chunk ~265 → ~250 µs (2 interleaved runs each, "Before and after").
+Per thread at K = 100 (\`/proc/<pid>/task/*/stat\`, 15,000 chunks): our main thread ~3.0 s, the JIT ~0.3 s, Bun's HTTP
+client thread 0.17 s; the peer's main thread ~1.9 s. So the gap is main-thread work per delta batch (~440 µs for ~2
+chunks): the writer's drain fiber and its effects, the append (BEGIN/COMMIT ~10 % of the main thread's busy samples,
+the head check ~7 %, the insert ~4 %), the publish and the frame.
+
+**Next:** a synchronous lane in the writer for a report that finds its session idle (decide, append, publish in the
+reading fiber, without waking the drain fiber; the queue stays for everything else), then group commits across
+sessions (one transaction per tick for every session's batch). Replacing the head check by a conditional UPDATE of the
+session's row was measured alone and was noise (253 → 244–248 µs).`,
 
   "5": `**Why.** The floor forwards each chunk with one \`JSON.parse\` and one \`ws.send\` (16–200 µs of CPU per chunk);
 ours also stores every delta durably before it is sent (an SQLite transaction per batch), folds it, publishes it and
@@ -120,8 +128,22 @@ at K = 100.
 alone (\`bun -e\` importing it, RSS before → after) 23 → 116 MB, and the idle server went from ~147 to ~217 MB. It is
 kept because a characters-per-token rule undercounts code, ids and non-English text, and the budget must hold for them
 (measured: the compaction tests' synthetic words count 164 tokens where four characters a token says 60, a UUID 35 for 9, code 28 for 21). **What would get
-there:** count with the tokenizer only where it matters — tokens are never more than UTF-8 bytes, so a memory whose
-bytes are under the compaction threshold needs no exact count — and load it lazily the first time one does.`,
+there:** count with the tokenizer only where it matters (below).
+
+**Measured at the end of issue 15** (the server alone, memory store, offline model, RSS 3 s after it listens): 175 MB
+with the tokenizer, 134 MB with it stubbed out; ready in ~1.0 s with it, ~0.5 s without. Loading it lazily alone does
+not help: the first message folded loads it (and that message pays ~0.4 s), so it was not done. Tokens are never more
+than UTF-8 bytes, and the prompt is at most the last reported \`inputTokens\` plus the bytes of what entered since, so
+a memory under the compaction threshold by that bound needs no exact count: the fold would keep byte bounds and count
+exactly (loading the tokenizer) only once the bound passes the threshold, with every count it needs then computed from
+the memory as it is; the compaction events would record the same figures as now. The gain is for light use only: a
+session past a few KiB of text (a couple of tool outputs) passes such a bound for the smallest budgets and loads the
+tokenizer, so a server in real use pays it either way.
+
+**Heap at K = 100** (\`heapStats()\` once a second in a probe copy): 90–94 MB in use of ~230 MB capacity at RSS ~405 MB,
+with up to ~1.2 M functions and ~0.8 M closure scopes alive at once during the burst (Effect's per-effect closures),
+so the capacity JSC grows to follows the allocation rate of the hot path: fewer effects per chunk (row 4's next step)
+is also the memory fix.`,
 
   "P2": `**Why.** CPU per chunk (process tree: all threads of the server, JIT and GC included) is ours ÷ peer ≈ ×2 at
 K = 300 up to ×3–4 at K = 1–10. The peer does one JSON parse in the AI SDK's stream and one \`ws.send\` per chunk and
@@ -143,9 +165,16 @@ started 1.0 ms; \`LlmClient.stream\` started 2.9 ms (turn fiber, lease, the watc
 the prompt's inputs 1.3 ms (of which the tools' TypeBuilder 0.5 ms — now built once per tool set); BAML's render of
 the request 1.6–2.4 ms (1.1–1.4 ms warm, alone); the HTTP request sent 1 ms later.
 
+**Measured again at the end of issue 15** (probe copy, K = 1, warm turns, from the command's arrival): the writer takes
+the batch 0.4–0.6 ms; decide and append 0.65–0.9 ms; the runner has the work 0.25 ms after the publish; the ack's
+fiber runs before the turn's (0.4–0.6 ms); lease and start 0.3 ms; the prompt's inputs 0.1 ms; BAML's render 1.8–2.8 ms
+(its async builder); the request prepared and handed to fetch 0.6–1.2 ms; then ~1.5–2 ms until the endpoint reads it
+(Bun's HTTP client thread). BAML's synchronous builder (\`buildRequestSync\`) renders in 1.2–1.9 ms but blocks the main
+thread for it at every turn start: K = 1 send→request unchanged within noise, K = 100 p99 41–44 → 101–152 ms; not kept.
+
 **What would get there:** the request body built without BAML when the prompt's prefix is unchanged (render only the
-new messages; BAML is ~1.5 ms of every start), the turn's watch subscribed without a catch-up read (the writer knows
-the head it started at), and row 4's CPU fixes so the starts do not queue behind chunks.`,
+new messages; BAML's render is the largest single step), the ack sent after the turn's request (it waits for the same
+commit), and row 4's CPU fixes so the starts do not queue behind chunks.`,
 
   "P4": `**Why.** p50 at K = 1: a chunk crosses three fibers and a SQLite commit before \`ws.send\` (row 4), ~1 ms more than the
 peer. send_message → provider request: see row P3 (~10 ms of once-per-turn code at K = 1, BAML's render ~1.5 ms of it).
@@ -156,9 +185,14 @@ session (the peer 63 MB with its whole reply path loaded), since it loads Effect
 SDK, ajv and zod at start (row 9's note: ~430 k function objects from the first sample). At K = 100 JSC keeps heap
 capacity of about twice the live heap after the burst. Since issue 14 the tokenizer's tables add ~90 MB at start (row 9's note: idle ~147 → ~217 MB).
 
-**What would get there:** lazy imports of what a server may not use at all (the MCP SDK and ajv until an MCP server
-is configured, BAML's parser until a reply ends, the tokenizer until a memory's bytes near its budget), a bundled build (measured −13 MB idle), then the forced
-\`Bun.gc(true)\` after a burst of row 9's note; each measured import by import with \`/proc/<pid>/status\`.`,
+**Measured import by import** (RSS after each import and a full GC, in order): \`effect\` 25 → 70 MB; the session
+writer with the domain (the tokenizer inside) → 154 MB; the model client with BAML → 184 MB; the MCP connection (SDK,
+ajv) → 189 MB; the rest of the server → 194 MB. So the MCP SDK and ajv are ~5 MB (not worth a lazy import), and the
+tokenizer ~40 MB of the settled idle RSS (row 9's note, with why loading it lazily alone does not help).
+
+**What would get there:** the tokenizer counted only past a byte bound (row 9's note), a bundled build (measured
+−13 MB idle), and fewer effects per chunk, since the heap capacity JSC keeps follows the hot path's allocation rate
+(row 9's note: ~1.2 M functions alive at once during the K = 100 burst).`,
 
   "P6": `**Why.** Capacity is row 4's main-thread CPU and how long a chunk waits for it: at p99 ≤ 50 ms ours holds a little
 over half of the peer's K (107 vs 188 in this run; 38 vs 119 before the push path, which took the per-chunk queue and
@@ -187,4 +221,7 @@ export const history = `| change | rows | before | after |
 | tried, not kept: the bridge drains each Bus chunk in one step, the Bus finds subscribers by session, the turn watch maps chunks | P2 | K=1 2.70 ms; K=100 554 µs | 2.65 ms; 551 µs (noise) |
 | tried, not kept: HttpClient given to the provider stream instead of \`Stream.provideService\` | P2 | K=100 median 261 µs (5 runs) | 270 µs (noise) |
 | measured, not changed: permessage-deflate off | 3, P2 | K=100 503 µs, 19 B beyond the text per delta frame | 499 µs (noise), ~190 B: deflate kept |
+| a client's feed as a Bus follower: each event handed over by a plain call from \`Bus.publish\` (was a Bus queue, a Stream and the bridge's fiber woken per event); 2 interleaved runs each | P2, P3, P4, 4 | K=1 p50 1.29–1.42 ms; K=100 p50 16.7–17.3 ms, p99 41 ms, CPU 257–273 µs | K=1 1.12–1.33 ms; K=100 15.3 ms, 36–39 ms, 245–252 µs |
+| tried, not kept: the SQLite append's head check as a conditional UPDATE of the session's row (no SELECT per append) | P2 | K=100 CPU 253 / 253 µs | 244 / 248 µs (noise) |
+| tried, not kept: BAML's synchronous request builder for a turn's request (\`buildRequestSync\`) | P3, P4 | K=1 send→request 8.2 / 9.5 ms; K=100 p99 43.7 / 41.2 ms | 8.1 / 9.8 ms; 101 / 152 ms (it blocks the main thread at every turn start) |
 | measured, not changed: Stream.withSpan off (Bus.subscribe, LlmClient.stream); BUN_JSC_useFTLJIT=0 | P2 | K=1 2.76 ms; 2.44 ms | 2.69 ms; 2.24 ms (noise) |`
