@@ -142,7 +142,7 @@ describe("http_get", () => {
 
 describe("addresses", () => {
   test("public addresses, in every form, are not special", () => {
-    for (const address of ["8.8.8.8", "93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1", "172.32.0.1", "100.128.0.1"])
+    for (const address of ["8.8.8.8", "93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1", "2001:0:4136:e378:8000:63bf:f7f7:f7f7", "172.32.0.1", "100.128.0.1"])
       expect(`${address}: ${specialRange(address)}`).toBe(`${address}: undefined`)
   })
 

@@ -100,7 +100,9 @@ describe("http_get refuses names that lead to the machine's own services", () =>
       "::ffff:169.254.169.254": "link-local",
       "::127.0.0.1": "loopback",
       "64:ff9b::a00:1": "private",
-      "2002:c0a8:101::1": "private"
+      "2002:c0a8:101::1": "private",
+      // Teredo: the client's IPv4 is the last 32 bits inverted (127.0.0.1 → 80ff:fffe).
+      "2001:0:4136:e378:8000:63bf:80ff:fffe": "loopback"
     }
     for (const [address, range] of Object.entries(answers)) {
       const { resolve } = resolverOf({ "api.example.test": [address] })

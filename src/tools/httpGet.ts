@@ -115,18 +115,22 @@ const hextets = (address: string): ReadonlyArray<number> => {
 
 const dotted = (high: number, low: number): string => [high >> 8, high & 0xff, low >> 8, low & 0xff].join(".")
 
-/** The IPv4 address an IPv6 address stands for (compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`). */
+/**
+ * The IPv4 address an IPv6 address stands for (compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`, and
+ * Teredo `2001:0::/32`, whose client address is the last 32 bits inverted).
+ */
 const embeddedIpv4 = (address: string): string | undefined => {
   const [a = 0, b = 0, c = 0, d = 0, e = 0, f = 0, g = 0, h = 0] = hextets(address)
   if (a === 0 && b === 0 && c === 0 && d === 0 && e === 0 && f === 0 && (g !== 0 || h > 1)) return dotted(g, h)
   if (a === 0x64 && b === 0xff9b && c === 0 && d === 0 && e === 0 && f === 0) return dotted(g, h)
   if (a === 0x2002) return dotted(b, c)
+  if (a === 0x2001 && b === 0) return dotted(g ^ 0xffff, h ^ 0xffff)
   return undefined
 }
 
 /**
  * What kind of special address `address` is (`loopback`, `private`, `link-local`, …), or undefined for an address
- * on the public internet. IPv4-mapped, IPv4-compatible, NAT64 and 6to4 forms are judged by the IPv4 they carry.
+ * on the public internet. IPv4-mapped, IPv4-compatible, NAT64, 6to4 and Teredo forms are judged by the IPv4 they carry.
  */
 export const specialRange = (address: string): string | undefined => {
   const family = isIP(address)
