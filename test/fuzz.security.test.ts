@@ -173,6 +173,8 @@ test(`${TOTAL} hostile frames and requests mixed with normal traffic: the server
   const httpFailures: Array<string> = []
   const httpInFlight = new Set<Promise<void>>()
   const normalReplies: Array<Promise<{ readonly text: string; readonly reply: Awaited<ReturnType<Client["command"]>> }>> = []
+  /** /healthz asked while the flood is on (the answer a load balancer would get). */
+  const health: Array<Promise<number | string>> = []
 
   for (let i = 0; i < inputs.length; i++) {
     if (Date.now() > deadline) throw new Error(`fuzz run over ${DEADLINE_MS} ms at input ${i} (seed ${seed})`)
@@ -208,6 +210,7 @@ test(`${TOTAL} hostile frames and requests mixed with normal traffic: the server
     if (i % NORMAL_EVERY === 0) {
       const text = `note ${i}`
       normalReplies.push(normal.command({ type: "send_message", text }).then((reply) => ({ text, reply })))
+      health.push(fetch(`${base}/healthz`).then((res) => res.status, (e: unknown) => `no answer: ${String(e).slice(0, 100)}`))
     }
   }
   await Promise.all(httpInFlight)
@@ -217,6 +220,10 @@ test(`${TOTAL} hostile frames and requests mixed with normal traffic: the server
   // The server still answers, on old connections and new ones.
   expect(server.proc.exitCode).toBeNull()
   expect((await fetch(`${base}/healthz`)).status).toBe(200)
+  // …and answered its health check all along.
+  const healthAnswers = await Promise.all(health)
+  expect(healthAnswers.length).toBeGreaterThan(10)
+  expect(healthAnswers.filter((a) => a !== 200)).toEqual([])
   const late = await Client.connect(server.port)
   expect(await late.hello(session)).toBe(session)
   expect(httpFailures).toEqual([])
