@@ -124,10 +124,37 @@ describe("request preparation and retries", () => {
     expect(prepared.plainBody).toBe(JSON.stringify({ model: "m", messages: [], stream: true }))
   })
 
+  test("BAML's own body gets the usage option appended to its text; any other body reads the same once parsed", () => {
+    const compact = (body: object) => ({ ...built(body), body: { text: () => JSON.stringify(body) } })
+    // As BAML writes it: `stream` last, no spaces (the appended path keeps BAML's bytes).
+    const baml = { model: "m", temperature: 0.2, messages: [{ role: "user", content: 'say "stream":true} and "stream_option" 😀' }], stream: true }
+    const appended = prepareRequest(compact(baml), "openai")
+    expect(appended.body.startsWith(JSON.stringify(baml).slice(0, -1))).toBe(true)
+    expect(JSON.parse(appended.body)).toEqual({ ...baml, stream_options: { include_usage: true } })
+    expect(appended.plainBody).toBe(JSON.stringify(baml))
+    // Other shapes take the parsing path and get the same answer: stream not last, spaced, a message naming the option.
+    const cases: ReadonlyArray<Record<string, unknown>> = [
+      { stream: true, model: "m", messages: [] },
+      { model: "m", messages: [{ role: "user", content: 'what is "stream_options"?' }], stream: true },
+      { model: "m", nested: { stream: true } }
+    ]
+    for (const body of cases) {
+      const prepared = prepareRequest(built(body), "openai")
+      const json = JSON.parse(prepared.body) as Record<string, unknown>
+      if ("stream" in body) expect(json).toEqual({ ...body, stream_options: { include_usage: true } })
+      else expect(json).toEqual(body)
+    }
+    const spaced = { ...built(baml), body: { text: () => JSON.stringify(baml, null, 1) } }
+    expect(JSON.parse(prepareRequest(spaced, "openai").body)).toEqual({ ...baml, stream_options: { include_usage: true } })
+  })
+
   test("a body that already has stream_options, or an Anthropic body, is sent as built", () => {
     const own = { model: "m", stream: true, stream_options: { include_usage: false } }
     expect(prepareRequest(built(own), "openai")).toMatchObject({ body: JSON.stringify(own) })
     expect(prepareRequest(built(own), "openai").plainBody).toBeUndefined()
+    // …also when `stream` comes last, as BAML writes it.
+    const ownFirst = { model: "m", stream_options: { include_usage: false }, stream: true }
+    expect(prepareRequest(built(ownFirst), "openai")).toMatchObject({ body: JSON.stringify(ownFirst) })
     const anthropic = { model: "claude", stream: true, max_tokens: 10 }
     expect(prepareRequest(built(anthropic), "anthropic").body).toBe(JSON.stringify(anthropic))
   })

@@ -255,6 +255,30 @@ export interface ReplyAssembler {
 }
 
 /**
+ * A reply that is exactly the answer format in strict JSON with no tool call (`{"text":"…","toolCalls":[]}`, or
+ * without `toolCalls`): what BAML's schema-aligned parser returns for it, without the call (which costs more than
+ * rendering the request). Any other shape (prose around the JSON, a fence, a tool call, another key, a text that is
+ * not a string) is left to BAML's parser: undefined.
+ */
+export const plainReply = (raw: string): baml.Reply | undefined => {
+  const text = raw.trim()
+  if (!text.startsWith("{") || !text.endsWith("}")) return undefined
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined
+  const record = value as Record<string, unknown>
+  for (const key of Object.keys(record)) if (key !== "text" && key !== "toolCalls") return undefined
+  if (typeof record["text"] !== "string") return undefined
+  const calls = record["toolCalls"]
+  if (calls !== undefined && !(Array.isArray(calls) && calls.length === 0)) return undefined
+  return { text: record["text"], toolCalls: [] }
+}
+
+/**
  * The text of a reply, chunk by chunk, at a cost bounded per chunk: the text streams from an incremental scan of the
  * raw reply (O(chunk)); a reply of another shape is parsed whole with `parsePartial` only when it has grown by
  * PARSE_GROWTH since the last parse (O(reply) in all, amortised); tool calls come from the final parse only. A retry
@@ -551,7 +575,8 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
         Effect.provideService(HttpClient.HttpClient, http),
         Effect.mapError((e) => (e instanceof StreamRequestError ? fromStreamRequest(e) : e))
       )
-      const final = yield* Effect.try({ try: () => b.parse.Chat(reply.raw(), { tb: call.tb }), catch: toLlmError })
+      const raw = reply.raw()
+      const final = plainReply(raw) ?? (yield* Effect.try({ try: () => b.parse.Chat(raw, { tb: call.tb }), catch: toLlmError }))
       yield* sink(yield* closing(input, reply, final, call.tools, usage))
     })
 

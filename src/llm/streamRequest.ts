@@ -43,9 +43,15 @@ export interface PreparedRequest {
   readonly plainBody?: string
 }
 
+/** How BAML ends an OpenAI-style streaming body: `stream` is its last key (after the messages). */
+const STREAM_LAST = ',"stream":true}'
+const USAGE_OPTION = ',"stream_options":{"include_usage":true}}'
+
 /**
  * BAML's request, minus its internal `baml-*` headers, plus `extraHeaders`; an OpenAI-style streaming body also
- * asks for the final usage chunk (`stream_options.include_usage`) unless it already says something about it.
+ * asks for the final usage chunk (`stream_options.include_usage`) unless it already says something about it. A body
+ * that ends with `"stream":true` as BAML writes it gets the option appended to its text (parsing and re-encoding the
+ * whole prompt cost more than BAML's render, every turn: issue 15); any other body is parsed.
  */
 export const prepareRequest = (built: BuiltRequest, dialect: Dialect, extraHeaders: Readonly<Record<string, string>> = {}): PreparedRequest => {
   const headers: Record<string, string> = {}
@@ -56,6 +62,9 @@ export const prepareRequest = (built: BuiltRequest, dialect: Dialect, extraHeade
   const body = built.body.text()
   const base = { url: built.url, headers, body }
   if (dialect !== "openai") return base
+  // The body is BAML's valid JSON, so a text ending so ends its top-level object with `stream: true`; a quoted
+  // "stream_options" anywhere (a key, or a message saying it) takes the parsing path.
+  if (body.endsWith(STREAM_LAST) && !body.includes('"stream_options"')) return { ...base, body: `${body.slice(0, -1)}${USAGE_OPTION}`, plainBody: body }
   try {
     const json: unknown = JSON.parse(body)
     if (typeof json !== "object" || json === null || Array.isArray(json)) return base
