@@ -14,7 +14,7 @@ import type { LlmMemory } from "../src/domain/projections/memoryTypes.ts"
 import { type LlmTool, promptOf } from "../src/llm/LlmClient.ts"
 import { renderReply } from "../src/llm/offline.ts"
 import { makeRegistry } from "../src/llm/provider.ts"
-import { neutralise } from "../src/llm/untrusted.ts"
+import { defuseText, neutralise } from "../src/llm/untrusted.ts"
 import { Client, exportTape, type ServerProcess, startServer, tempDir } from "./support/server.ts"
 
 const ROLE = "BAML_CHAT_ROLE_MAGIC_STRING_DELIMITER"
@@ -202,6 +202,13 @@ describe("the rendered prompt (BAML's renderer, every slot)", () => {
       }),
       { seed, numRuns: 300 }
     )
+  })
+
+  test("the shortcut for a text with no marker's first piece changes nothing (seeded)", () => {
+    const seed = Number(process.env.FC_SEED ?? 20_251_010)
+    const pieces = [ROLE, "MAGIC_STRING_DELIMITER", "magic_string_delimiter", "Magic_String_Delimiter", ":baml-start-", ":BAML-END-", ":baml-", "<", "< / tool-call", "tool_result", "<|eot_id|>", "|>", "_", ":", "é", "x", " ", "\n"]
+    const text = fc.array(fc.constantFrom(...pieces), { maxLength: 16 }).map((parts) => parts.join(""))
+    fc.assert(fc.property(text, (t) => neutralise(t) === defuseText(t)), { seed, numRuns: 2_000 })
   })
 
   test("neutralised text stays readable: only the markers change", () => {
