@@ -97,6 +97,7 @@ npm run bench              # quick mode: every row, short runs (about 10 minutes
 npm run bench -- --full    # long runs: 500 chunks per reply, 3 rounds at every K, a 5-minute capacity search
 DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench   # adds the PostgreSQL rows
 npm run bench -- --only=fold,store   # some groups only (fold, store, interrupt, e2e, memory, compact); README not rewritten
+bun bench/turns.ts         # turn throughput (K sessions x rounds of short replies): wall and server CPU per turn; not a row
 \`\`\`
 
 Progress goes to stderr, the table to stdout; this file is rewritten by every complete run.
