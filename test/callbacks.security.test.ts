@@ -8,7 +8,7 @@ import { ModelInfoTag, ServerConfigTag } from "../src/server/Config.ts"
 import { makeCreationLimit } from "../src/server/limits.ts"
 import { serve } from "../src/server/Server.ts"
 import { makeBridge, type Socket } from "../src/server/WsBridge.ts"
-import { layer as busLayer } from "../src/session/Bus.ts"
+import { Bus, layer as busLayer } from "../src/session/Bus.ts"
 import { layer as writerLayer, SessionWriter, WriterContext } from "../src/session/SessionWriter.ts"
 import { EventStore } from "../src/store/EventStore.ts"
 import { makeMemory } from "../src/store/memory.ts"
@@ -99,6 +99,29 @@ describe("websocket callbacks", () => {
         "websocket drain of client c1 failed: Error: drain broke"
       ])
       expect(Math.max(...faults.map((l) => l.length))).toBeLessThanOrEqual(400)
+    }).pipe(Effect.provide(layer))))
+  })
+
+  test("a connection's feed ends with the bridge, even when its socket never says it closed", async () => {
+    const layer = writerLayer.pipe(
+      Layer.provideMerge(busLayer),
+      Layer.provideMerge(Layer.mergeAll(Layer.effect(EventStore, makeMemory), Layer.succeed(WriterContext, testContext))),
+      Layer.provideMerge(Layer.succeed(ServerConfigTag, serverConfigFor({})))
+    )
+    await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+      const bus = yield* Bus
+      const sent: Array<string> = []
+      const during = yield* Effect.scoped(Effect.gen(function* () {
+        const bridge = yield* makeBridge(makeCreationLimit(60))
+        const fake = { data: bridge.newConn("c1", "test"), getBufferedAmount: () => 0, close: () => undefined, send: (text: string) => sent.push(text) }
+        bridge.onMessage(fake as unknown as Socket, JSON.stringify({ type: "hello", session: null, after: 0 }))
+        for (let turn = 0; turn < 10_000 && !sent.some((t) => t.includes('"SessionCreated"')); turn++) yield* Effect.yieldNow()
+        return (yield* bus.stats).subscribers
+      }))
+      expect(sent.some((t) => t.includes('"SessionCreated"'))).toBe(true)
+      expect(during).toBe(1)
+      // The bridge's scope closed (a server stopping) with no close callback from the socket: its feed is gone too.
+      expect((yield* bus.stats).subscribers).toBe(0)
     }).pipe(Effect.provide(layer))))
   })
 

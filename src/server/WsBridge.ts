@@ -3,7 +3,7 @@
  * commands decided by the SessionWriter with ack/nack, a typed `error` for every bad frame. Owns no session state.
  */
 import type { ServerWebSocket } from "bun"
-import { Cause, Clock, Effect, Either, Exit, FiberSet, Scope } from "effect"
+import { Cause, Clock, Effect, Either, ExecutionStrategy, Exit, FiberSet, Scope } from "effect"
 import type { Envelope } from "../domain/Event.ts"
 import { describeThrown, oneLine } from "../domain/safeJson.ts"
 import { Bus, type FollowSink } from "../session/Bus.ts"
@@ -51,6 +51,8 @@ export const makeBridge = (creations: CreationLimit) =>
     const config = yield* ServerConfigTag
     // One runtime for every callback (as @effect/platform's Socket does); its fibers are interrupted with the scope.
     const fibers = yield* FiberSet.make<unknown, never>()
+    // Each connection's feed lives in a child of the bridge's scope: closed with its socket, or with the bridge.
+    const bridgeScope = yield* Effect.scope
     const run = yield* FiberSet.runtime(fibers)<never>()
     const burst = config.commandsPerSecond * 2
     const sockets = new Set<Socket>()
@@ -184,7 +186,7 @@ export const makeBridge = (creations: CreationLimit) =>
             send(ws, { type: "error", code: "internal", message: `the live feed of ${session} failed; say hello again to resume` })
           }
         }
-        const scope = yield* Scope.make()
+        const scope = yield* Scope.fork(bridgeScope, ExecutionStrategy.sequential)
         c.sub = scope
         const following = yield* Scope.extend(bus.follow(session, after, sink), scope)
         c.resume = following.resume
