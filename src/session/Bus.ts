@@ -5,7 +5,7 @@
 import { Chunk, Context, Deferred, Duration, Effect, Exit, FiberMap, FiberSet, Layer, Mailbox, Option, Queue, Schedule, type Scope, Stream } from "effect"
 import type { Envelope, JsonObject } from "../domain/Event.ts"
 import type { LlmMemory } from "../domain/projections/memoryTypes.ts"
-import { EventStore, type EventStoreShape, type StoreError } from "../store/EventStore.ts"
+import { EventStore, type StoreError } from "../store/EventStore.ts"
 
 /**
  * What a committed batch asks this process to run, made by the writer from the state right after the append: the
@@ -181,13 +181,6 @@ export interface BusOptions {
   readonly pageSize?: number
 }
 
-/** A close watch (`awaitClose`): its test runs on every published event of its session. */
-interface Watch {
-  readonly session: string
-  /** Checks one published event; may complete the watch or ask for a store read (a gap). */
-  readonly check: (event: Envelope) => void
-}
-
 /** One follower of one session (`follow`; `subscribe` is a follower with a buffer). */
 interface Follower {
   readonly session: string
@@ -206,24 +199,6 @@ interface Follower {
   readonly fork: (effect: Effect.Effect<void>) => void
 }
 
-/** Reads every event of `session` after `last.get(session)` from the store, in pages, and advances `last`. */
-const readRest = (
-  store: EventStoreShape,
-  pageSize: number,
-  session: string,
-  last: Map<string, number>,
-  out: Array<Envelope>
-): Effect.Effect<void, StoreError> =>
-  Effect.gen(function*() {
-    for (;;) {
-      const page = yield* store.read(session, last.get(session) ?? 0, pageSize)
-      for (const event of page) out.push(event)
-      const tail = page[page.length - 1]
-      if (tail !== undefined) last.set(session, tail.seq)
-      if (page.length < pageSize) return
-    }
-  })
-
 /** Builds a Bus over the EventStore in context. */
 export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never, EventStore | Scope.Scope> =>
   Effect.gen(function*() {
@@ -234,8 +209,6 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
     const followers = new Map<string, Set<Follower>>()
     let followerCount = 0
     const committed = new Set<{ readonly select: (batch: Committed) => boolean; readonly queue: Queue.Queue<Committed> }>()
-    const watches = new Map<string, Set<Watch>>()
-    let watchCount = 0
     let dropped = 0
     let heals = 0
 
@@ -343,12 +316,6 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
     const offer = (events: ReadonlyArray<Envelope>, origin: Committed["origin"], work: ReadonlyArray<Work>) =>
       Effect.sync(() => {
         if (followerCount > 0) for (const event of events) toFollowers(event)
-        if (watchCount > 0) {
-          for (const event of events) {
-            const ws = watches.get(event.session)
-            if (ws !== undefined) for (const w of ws) w.check(event)
-          }
-        }
         const first = events[0]
         if (first === undefined || committed.size === 0) return
         const batch: Committed = { session: first.session, events, origin, work }
@@ -396,63 +363,26 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
 
     const publish = (events: ReadonlyArray<Envelope>, work: ReadonlyArray<Work> = []) => offer(events, "local", work)
     const publishRemote = (events: ReadonlyArray<Envelope>) => offer(events, "remote", [])
-    const watchedSessions = () => {
-      const sessions = new Set<string>(watches.keys())
-      for (const session of followers.keys()) sessions.add(session)
-      return [...sessions]
-    }
+    const watchedSessions = () => [...followers.keys()]
 
+    /** A close watch is a follower whose sink tests each event: it wakes once, at the close, not for every delta. */
     const awaitClose = (session: string, seen: { seq: number }, closes: (e: Envelope) => boolean) =>
       Effect.scoped(
         Effect.gen(function*() {
-          const done = yield* Deferred.make<void>()
-          // At most one pending wake-up: a gap seen while the store is being read is covered by the next read.
-          const gap = yield* Queue.sliding<void>(1)
-          const watch: Watch = {
-            session,
-            check: (event) => {
-              if (event.seq <= seen.seq) return
+          const done = yield* Deferred.make<void, StoreError>()
+          yield* follow(session, seen.seq, {
+            event: (event) => {
+              seen.seq = event.seq
               if (closes(event)) Deferred.unsafeDone(done, Exit.void)
-              else if (event.seq === seen.seq + 1) seen.seq = event.seq
-              else gap.unsafeOffer(undefined)
-            }
-          }
-          yield* Effect.acquireRelease(
-            Effect.sync(() => {
-              const same = watches.get(session)
-              if (same) same.add(watch)
-              else watches.set(session, new Set([watch]))
-              watchCount++
-            }),
-            () =>
-              Effect.sync(() => {
-                const same = watches.get(session)
-                same?.delete(watch)
-                if (same?.size === 0) watches.delete(session)
-                watchCount--
-              })
-          )
-          /** Reads what the store holds after `seen` (registered first, so nothing falls between), then after each gap. */
-          const fromStore: Effect.Effect<void, StoreError> = Effect.gen(function*() {
-            for (let read = 0; ; read++) {
-              const last = new Map([[session, seen.seq]])
-              const out: Array<Envelope> = []
-              // The first read is the catch-up; every later one fills a gap.
-              yield* (read === 0 ? readRest(store, pageSize, session, last, out) : heal(session, last, out))
-              for (const e of out) {
-                if (closes(e)) return
-                seen.seq = Math.max(seen.seq, e.seq)
-              }
-              yield* Queue.take(gap)
+            },
+            ready: () => true,
+            failed: (reason) => {
+              Deferred.unsafeDone(done, reason._tag === "StoreError" ? Exit.fail(reason) : Exit.die(reason.cause))
             }
           })
-          yield* Effect.raceFirst(Deferred.await(done), fromStore)
+          yield* Deferred.await(done)
         })
       )
-    const heal = (session: string, last: Map<string, number>, out: Array<Envelope>) => {
-      heals++
-      return readRest(store, pageSize, session, last, out)
-    }
 
     /**
      * A follower whose sink is a buffer of `capacity` events, read as a stream: a consumer that lags past it pauses the
@@ -500,7 +430,7 @@ export const makeBus = (options: BusOptions = {}): Effect.Effect<BusShape, never
         (c) => Stream.fromQueue(c.queue)
       )
 
-    const stats = Effect.sync((): BusStats => ({ subscribers: followerCount + committed.size + watchCount, dropped, heals }))
+    const stats = Effect.sync((): BusStats => ({ subscribers: followerCount + committed.size, dropped, heals }))
 
     return { publish, publishRemote, watchedSessions, subscribe, follow, subscribeCommitted, awaitClose, stats } satisfies BusShape
   })
