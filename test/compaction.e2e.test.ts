@@ -8,6 +8,7 @@ import type { Envelope } from "../src/domain/Event.ts"
 import { fold } from "../src/domain/state.ts"
 import type { EndpointEvent, Script } from "../src/llm/offline.ts"
 import { type Pipeline, withPipeline } from "../src/testing.ts"
+import { ask } from "./support/compaction.ts"
 
 const BUDGET = 8_000
 const words = (n: number, seed: string) => Array.from({ length: n }, (_, i) => `${seed}${i % 11}w${i}`).join(" ")
@@ -22,12 +23,7 @@ const requests = (p: Pipeline): ReadonlyArray<Request> => p.endpoint.events().fi
 const talk = (p: Pipeline, session: string, n: number, from = 0) =>
   Effect.gen(function* () {
     for (let i = from; i < from + n; i++) {
-      const ack = yield* p.submit(session, { type: "send_message", text: `Question ${i}: ${words(40, "q")}` })
-      // waitFor calls this on every event: look at the newest only (a reply with no calls ends the loop).
-      yield* p.waitFor(session, (tape) => {
-        const e = tape.at(-1)
-        return e !== undefined && e.seq > ack.head && e.type === "TurnCompleted"
-      })
+      yield* ask(p, session, `Question ${i}: ${words(40, "q")}`)
     }
     return yield* p.tape(session)
   })

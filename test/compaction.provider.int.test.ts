@@ -8,6 +8,7 @@ import type { Envelope } from "../src/domain/Event.ts"
 import { tokensOf } from "../src/domain/tokens.ts"
 import { renderReply } from "../src/llm/offline.ts"
 import { withPipeline } from "../src/testing.ts"
+import { ask } from "./support/compaction.ts"
 import { layerFromEnv, openAiEvents, type SeenRequest, startFake } from "./support/providers.ts"
 
 const BUDGET = 3_000
@@ -40,11 +41,7 @@ describe("compaction over an OpenAI-style provider", () => {
           Effect.gen(function* () {
             const session = yield* p.create()
             for (let i = 0; i < 40; i++) {
-              const ack = yield* p.submit(session, { type: "send_message", text: `Question ${i}: ${words(40, "q")}` })
-              yield* p.waitFor(session, (t) => {
-                const e = t.at(-1)
-                return e !== undefined && e.seq > ack.head && e.type === "TurnCompleted"
-              })
+              yield* ask(p, session, `Question ${i}: ${words(40, "q")}`)
             }
             return yield* p.tape(session)
           }),
@@ -78,11 +75,7 @@ describe("compaction over an OpenAI-style provider", () => {
           Effect.gen(function* () {
             const session = yield* p.create()
             for (let i = 0; i < 20; i++) {
-              const ack = yield* p.submit(session, { type: "send_message", text: `Question ${i}: ${words(40, "q")}` })
-              yield* p.waitFor(session, (t) => {
-                const e = t.at(-1)
-                return e !== undefined && e.seq > ack.head && e.type === "TurnCompleted"
-              })
+              yield* ask(p, session, `Question ${i}: ${words(40, "q")}`)
               if ((yield* p.tape(session)).some((e) => e.type === "MemoryTrimmed")) break
             }
             return yield* p.tape(session)

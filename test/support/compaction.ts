@@ -1,10 +1,25 @@
 /**
- * Test support for the compaction tests that kill a process mid-summary (issue 14): a script whose summary takes
- * minutes, a session driven until a compaction starts, and a wait until every message has its completed reply.
+ * Test support for the compaction tests (issue 14): a message sent through the in-process pipeline and its reply
+ * awaited; and, for the tests that kill a process mid-summary, a script whose summary takes minutes, a session driven
+ * until a compaction starts, and a wait until every message has its completed reply.
  */
+import { Effect } from "effect"
 import type { Envelope } from "../../src/domain/Event.ts"
 import { fold } from "../../src/domain/state.ts"
+import type { Pipeline } from "../../src/testing.ts"
 import { type Client, exportTape, writeScript } from "./server.ts"
+
+/** Sends `text` to `session` and waits for the turn it starts to complete; answers the tape then. */
+export const ask = (p: Pipeline, session: string, text: string) =>
+  p.submit(session, { type: "send_message", text }).pipe(
+    // waitFor calls this on every event: look at the newest only (a reply with no calls ends the loop).
+    Effect.flatMap((ack) =>
+      p.waitFor(session, (tape) => {
+        const e = tape.at(-1)
+        return e !== undefined && e.seq > ack.head && e.type === "TurnCompleted"
+      })
+    )
+  )
 
 export const words = (n: number, seed: string) => Array.from({ length: n }, (_, i) => `${seed}${i % 9}w${i}`).join(" ")
 
