@@ -39,7 +39,7 @@ import {
 import { makeReplyScanner, type ReplyScanner } from "./replyScanner.ts"
 import { bamlRetryPolicy, type RetryPolicy } from "./retryPolicy.ts"
 import type { TokenUsage } from "./sse.ts"
-import { BUFFER_PIECES, callProvider, type Dialect, dialectOf, prepareRequest, type ProviderPiece, retryableStatus, streamProvider, StreamRequestError } from "./streamRequest.ts"
+import { callProvider, type Deadline, type Dialect, dialectOf, type PreparedRequest, prepareRequest, type ProviderPiece, retryableStatus, StreamRequestError } from "./streamRequest.ts"
 import { alignArgs, type ToolOffer, toolTypes, toolTypesFor } from "./toolTypes.ts"
 import { neutralise, neutraliseJson } from "./untrusted.ts"
 
@@ -512,6 +512,19 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
     return diverged ? Effect.zipRight(Effect.logWarning(`turn ${input.turnId}: the streamed text diverged from the final reply`), out) : out
   }
 
+  /** One provider call on our HTTP path, its pieces handed to `emit` by the reading fiber; its faults as LlmErrors. */
+  const provider = <X, E = never>(
+    request: PreparedRequest,
+    dialect: Dialect,
+    policy: RetryPolicy,
+    emit: (pieces: ReadonlyArray<ProviderPiece>) => Effect.Effect<void, X>,
+    deadline?: Deadline<E>
+  ): Effect.Effect<void, LlmError | E | X> =>
+    callProvider(request, dialect, policy, limits, emit, deadline).pipe(
+      Effect.provideService(HttpClient.HttpClient, http),
+      Effect.mapError((e) => (e instanceof StreamRequestError ? fromStreamRequest(e) : e))
+    )
+
   const fromEither = <A>(e: Either.Either<A, LlmError>): Effect.Effect<A, LlmError> => Either.match(e, { onLeft: Effect.fail, onRight: Effect.succeed })
 
   /**
@@ -571,10 +584,7 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
         }
         return chunks.length === 0 ? Effect.void : sink(chunks)
       }
-      yield* callProvider(request, dialect, choice.policy, limits, onPieces, { at: deadlineAt, error: totalError }).pipe(
-        Effect.provideService(HttpClient.HttpClient, http),
-        Effect.mapError((e) => (e instanceof StreamRequestError ? fromStreamRequest(e) : e))
-      )
+      yield* provider(request, dialect, choice.policy, onPieces, { at: deadlineAt, error: totalError })
       const raw = reply.raw()
       const final = plainReply(raw) ?? (yield* Effect.try({ try: () => b.parse.Chat(raw, { tb: call.tb }), catch: toLlmError }))
       yield* sink(yield* closing(input, reply, final, call.tools, usage))
@@ -626,10 +636,12 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
     )
   }
 
+  /** Chunks `stream` holds for its consumer: a slow consumer stops the reading, not the memory. */
+  const BUFFER_CHUNKS = 64
   const stream = (input: LlmInput): Stream.Stream<LlmChunk, LlmError> =>
     Stream.unwrapScoped(
       Effect.gen(function* () {
-        const mailbox = yield* Mailbox.make<LlmChunk, LlmError>(BUFFER_PIECES)
+        const mailbox = yield* Mailbox.make<LlmChunk, LlmError>(BUFFER_CHUNKS)
         yield* run(input, (chunks) => Effect.asVoid(mailbox.offerAll(chunks))).pipe(Mailbox.into(mailbox), Effect.forkScoped)
         return Mailbox.toStream(mailbox)
       })
@@ -663,29 +675,29 @@ export const makeLlmClient = (choices: ModelChoices, options: LlmClientOptions):
         : {}
       let raw = ""
       let bytes = 0
-      yield* streamProvider(prepareRequest(built, dialect, headers), dialect, choice.policy, limits).pipe(
-        Stream.provideService(HttpClient.HttpClient, http),
-        Stream.mapError(fromStreamRequest),
-        Stream.runForEach((piece): Effect.Effect<void, LlmError> => {
+      const onPieces = (pieces: ReadonlyArray<ProviderPiece>): Effect.Effect<void, LlmError> => {
+        for (const piece of pieces) {
           switch (piece.type) {
             case "attempt":
               raw = ""
               bytes = 0
-              return Effect.void
+              break
             case "usage":
-              return Effect.void
+              break
             case "text":
               bytes += Buffer.byteLength(piece.text, "utf8")
               if (bytes > limits.maxReplyBytes) return Effect.fail(new LlmError({ message: `the summary is larger than ${limits.maxReplyBytes} bytes (TAPE_MAX_REPLY_BYTES)`, retryable: false }))
               raw += piece.text
-              return Effect.void
+              break
             default: {
               const _exhaustive: never = piece
               return _exhaustive
             }
           }
-        })
-      )
+        }
+        return Effect.void
+      }
+      yield* provider(prepareRequest(built, dialect, headers), dialect, choice.policy, onPieces)
       return yield* Effect.try({ try: () => b.parse.Summarize(raw), catch: toLlmError })
     }).pipe(
       Effect.timeoutFail({ duration: limits.totalTimeout, onTimeout: totalError }),

@@ -5,7 +5,7 @@
  * a bounded buffer. Knows HTTP and SSE; not the Reply schema, not sessions.
  */
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import { Clock, Data, Duration, Effect, Mailbox, Option, Stream } from "effect"
+import { Clock, Data, Duration, Effect, Option, Stream } from "effect"
 import { policySchedule, type RetryPolicy } from "./retryPolicy.ts"
 import type { ClientSpec } from "./provider.ts"
 import { anthropicPieces, makeSseDecoder, openAiPieces, type SseEvent, type TokenUsage } from "./sse.ts"
@@ -153,8 +153,6 @@ export interface StreamLimits {
 
 /** Bytes of an error response read at most (a 500 with a 200 MB body is cut here, and the connection closed). */
 export const ERROR_BODY_BYTES = 4096
-/** Pieces held between the socket and the consumer: a slow consumer stops the reading, not the memory. */
-export const BUFFER_PIECES = 64
 /** Most characters of text one socket read's events are merged into, as one piece. */
 const MERGE_CHARS = 4096
 /** Room for an event's envelope (JSON, field names) beyond the reply text it may carry. */
@@ -353,23 +351,3 @@ export const callProvider = <E = never, X = never>(
       )
     })
 
-/** The pieces of one call ({@link callProvider}) as a stream, buffered up to BUFFER_PIECES (the reader then waits). */
-export const streamProvider = <E = never>(
-  request: PreparedRequest,
-  dialect: Dialect,
-  policy: RetryPolicy,
-  limits: StreamLimits,
-  deadline?: Deadline<E>
-): Stream.Stream<ProviderPiece, StreamRequestError | E, HttpClient.HttpClient> =>
-  Stream.unwrapScoped(
-    Effect.gen(function* () {
-      const mailbox = yield* Mailbox.make<ProviderPiece, StreamRequestError | E>(BUFFER_PIECES)
-      /** Hands pieces to the consumer without an effect each; waits (the buffer's bound) only when it is full. */
-      const offerAll = (pieces: ReadonlyArray<ProviderPiece>): Effect.Effect<void> => {
-        const rest = mailbox.unsafeOfferAll(pieces)
-        return rest.length === 0 ? Effect.void : Effect.asVoid(mailbox.offerAll(rest))
-      }
-      yield* callProvider(request, dialect, policy, limits, offerAll, deadline).pipe(Mailbox.into(mailbox), Effect.forkScoped)
-      return Mailbox.toStream(mailbox)
-    })
-  )
